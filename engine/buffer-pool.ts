@@ -1,0 +1,130 @@
+// GPU buffer pool with size classes.
+//
+// Buffers are rounded up to a size class (four classes per power of two, so at most 25% waste), and
+// released buffers wait in a free list for the next request of the same class instead of being
+// destroyed: creating a GPUBuffer is slow, and a training step allocates the same sizes every time.
+//
+// Ordering hazard: queue.writeBuffer() runs before any work still sitting in the unsubmitted command
+// encoder. A buffer released during the current batch may still be read by encoded-but-unsubmitted
+// dispatches, so it may be handed out again as a *kernel output* (dispatches run in order) but never as
+// an *upload target*. `lastBatch` records the batch that last used a buffer.
+
+export const BufferUsage = {
+  MAP_READ: 0x0001,
+  MAP_WRITE: 0x0002,
+  COPY_SRC: 0x0004,
+  COPY_DST: 0x0008,
+  UNIFORM: 0x0040,
+  STORAGE: 0x0080,
+} as const;
+
+export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
+
+export interface PooledBuffer {
+  readonly buffer: GPUBuffer;
+  /** Size class in bytes (the GPUBuffer's size). */
+  readonly bytes: number;
+  /** Id of the last command batch that bound this buffer. */
+  lastBatch: number;
+}
+
+export interface MemoryStats {
+  /** Bytes in buffers currently held by tensors or kernels. */
+  liveBytes: number;
+  /** Bytes in released buffers kept for reuse. */
+  pooledBytes: number;
+  /** Highest liveBytes seen since the device was created (or resetPeak()). */
+  peakBytes: number;
+  liveBuffers: number;
+  pooledBuffers: number;
+}
+
+const MIN_BYTES = 256;
+
+/** Rounds a byte count up to its size class: 256 B minimum, then 4 classes per power of two. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= MIN_BYTES) return MIN_BYTES;
+  const pow = 2 ** Math.floor(Math.log2(bytes));
+  const step = pow / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, PooledBuffer[]>();
+  private live = 0;
+  private pooled = 0;
+  private peak = 0;
+  private liveCount = 0;
+  private pooledCount = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** Released bytes above this are destroyed instead of kept. */
+    public maxPooledBytes = 2 ** 31,
+  ) {}
+
+  /**
+   * A buffer of at least `bytes`. `submittedBefore`: only a buffer whose last use is in a batch older
+   * than this id qualifies (an upload target must not be read by unsubmitted work).
+   */
+  acquire(bytes: number, submittedBefore = Infinity): PooledBuffer {
+    const size = sizeClass(bytes);
+    const list = this.free.get(size);
+    if (list) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (list[i].lastBatch < submittedBefore) {
+          const pb = list[i];
+          list.splice(i, 1);
+          this.pooled -= size;
+          this.pooledCount--;
+          return this.track(pb);
+        }
+      }
+    }
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    return this.track({ buffer, bytes: size, lastBatch: -1 });
+  }
+
+  release(pb: PooledBuffer): void {
+    this.live -= pb.bytes;
+    this.liveCount--;
+    if (this.pooled + pb.bytes > this.maxPooledBytes) {
+      pb.buffer.destroy();
+      return;
+    }
+    let list = this.free.get(pb.bytes);
+    if (!list) this.free.set(pb.bytes, (list = []));
+    list.push(pb);
+    this.pooled += pb.bytes;
+    this.pooledCount++;
+  }
+
+  /** Destroys every pooled (released) buffer. */
+  trim(): void {
+    for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
+    this.free.clear();
+    this.pooled = 0;
+    this.pooledCount = 0;
+  }
+
+  stats(): MemoryStats {
+    return {
+      liveBytes: this.live,
+      pooledBytes: this.pooled,
+      peakBytes: this.peak,
+      liveBuffers: this.liveCount,
+      pooledBuffers: this.pooledCount,
+    };
+  }
+
+  resetPeak(): void {
+    this.peak = this.live;
+  }
+
+  private track(pb: PooledBuffer): PooledBuffer {
+    this.live += pb.bytes;
+    this.liveCount++;
+    if (this.live > this.peak) this.peak = this.live;
+    return pb;
+  }
+}

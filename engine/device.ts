@@ -1,0 +1,387 @@
+// The engine's handle on one GPUDevice: adapter choice and report, the buffer pool, the pipeline cache,
+// and command batching. Browser-safe: it is handed a `GPU` object (navigator.gpu, or Dawn's in Node by
+// engine/node.ts) and imports nothing from Node.
+
+import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, sizeClass } from './buffer-pool.js';
+import { DeviceLostError, GpuError, LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
+import type { Kernel } from '../kernels/wgsl.js';
+import type { Tensor } from './tensor.js';
+import * as creation from './ops/creation.js';
+
+export interface DeviceOptions {
+  /** Pick the adapter whose name contains this (case-insensitive). In Node also `VITGPU_ADAPTER`. */
+  adapter?: string;
+  powerPreference?: GPUPowerPreference;
+  forceFallbackAdapter?: boolean;
+  /** Released buffer bytes kept for reuse before buffers are destroyed instead. */
+  maxPooledBytes?: number;
+  /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
+  debugWgsl?: boolean | string;
+}
+
+export interface DeviceInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  /** The optional features we asked for and got. */
+  features: string[];
+  limits: Record<string, number>;
+}
+
+/** Optional features worth having, requested whenever the adapter offers them. */
+export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+/** Limits raised to the adapter's maximum (defaults are far below what ViT-B activations need). */
+const RAISED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+const REPORTED_LIMITS = [...RAISED_LIMITS, 'maxUniformBufferBindingSize', 'minUniformBufferOffsetAlignment'] as const;
+
+/** Reads an environment flag in Node, nothing in a browser (no import of `process`). */
+export function envValue(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  const v = proc?.env?.[name];
+  return v === '' ? undefined : v;
+}
+
+export function describeAdapterInfo(info: GPUAdapterInfo | undefined): string {
+  if (!info) return 'unknown adapter';
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.length ? [...new Set(parts)].join(' / ') : 'unnamed adapter';
+}
+
+export async function createDevice(gpu: GPU | undefined | null, options: DeviceOptions = {}): Promise<Device> {
+  if (!gpu) {
+    throw new NoAdapterError(
+      'WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled ' +
+        '(Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu), or Node with the `webgpu` package.',
+    );
+  }
+  const adapter = await gpu.requestAdapter({
+    powerPreference: options.powerPreference,
+    forceFallbackAdapter: options.forceFallbackAdapter,
+  });
+  if (!adapter) throw new NoAdapterError(LINUX_ADAPTER_HELP);
+  const name = describeAdapterInfo(adapter.info);
+  if (options.adapter && !name.toLowerCase().includes(options.adapter.toLowerCase())) {
+    throw new NoAdapterError(`No adapter matches "${options.adapter}"; this one is available: ${name}`);
+  }
+
+  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const key of RAISED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[key];
+    if (typeof v === 'number') requiredLimits[key] = v;
+  }
+  const gpuDevice = await adapter.requestDevice({
+    label: 'vitgpu',
+    requiredFeatures: features as GPUFeatureName[],
+    requiredLimits,
+  });
+  const limits: Record<string, number> = {};
+  for (const key of REPORTED_LIMITS) {
+    limits[key] = (gpuDevice.limits as unknown as Record<string, number>)[key];
+  }
+  const info: DeviceInfo = {
+    vendor: adapter.info?.vendor ?? '',
+    architecture: adapter.info?.architecture ?? '',
+    device: adapter.info?.device ?? '',
+    description: adapter.info?.description ?? '',
+    isFallbackAdapter: Boolean((adapter.info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter),
+    features: [...features],
+    limits,
+  };
+  return new Device(gpuDevice, info, options);
+}
+
+const UNIFORM_RING_BYTES = 256 * 1024;
+
+/**
+ * One GPUDevice and everything the engine keeps per device. Kernels are recorded into one command
+ * encoder and submitted together at `flush()` (called by reads, by uploads that must see earlier work,
+ * and when the uniform ring fills), instead of one submission per op.
+ */
+export class Device {
+  readonly pool: BufferPool;
+  /** Incremented at every submission; buffers remember the batch that last bound them. */
+  batchId = 0;
+  debugWgsl: boolean | string;
+  /** Seed state for random ops called without an explicit seed. */
+  private rngCounter = 0;
+  private rngSeed = 0x5eed;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly uniformAlign: number;
+  private readonly uniformRing: GPUBuffer;
+  private readonly uniformStaging: Uint32Array;
+  private uniformUsed = 0;
+  private dispatchesInBatch = 0;
+  private readonly recentKernels: string[] = [];
+  private readonly errors: string[] = [];
+  private lostError: DeviceLostError | null = null;
+  private readonly lostPromise: Promise<DeviceLostError>;
+  private readonly readbackFree = new Map<number, GPUBuffer[]>();
+  private destroyed = false;
+  private readonly destroyHooks: (() => void)[] = [];
+
+  constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
+    this.pool = new BufferPool(gpu, options.maxPooledBytes);
+    this.debugWgsl = options.debugWgsl ?? envValue('VITGPU_DEBUG_WGSL') ?? false;
+    if (this.debugWgsl === '1' || this.debugWgsl === 'true') this.debugWgsl = true;
+    this.uniformAlign = Math.max(16, gpu.limits.minUniformBufferOffsetAlignment ?? 256);
+    this.uniformRing = gpu.createBuffer({
+      label: 'vitgpu params ring',
+      size: UNIFORM_RING_BYTES,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+    });
+    this.uniformStaging = new Uint32Array(UNIFORM_RING_BYTES / 4);
+    this.lostPromise = gpu.lost.then((lost) => {
+      this.lostError = new DeviceLostError(
+        this.destroyed ? 'destroyed' : String(lost.reason ?? 'unknown'),
+        lost.message ?? '',
+      );
+      return this.lostError;
+    });
+    const onError = (event: Event) => {
+      const err = (event as GPUUncapturedErrorEvent).error;
+      const kernels = this.recentKernels.length ? ` (recent kernels: ${this.recentKernels.join(', ')})` : '';
+      this.errors.push(`${err?.message ?? String(err)}${kernels}`);
+    };
+    if (typeof gpu.addEventListener === 'function') gpu.addEventListener('uncapturederror', onError);
+    else (gpu as { onuncapturederror: unknown }).onuncapturederror = onError;
+  }
+
+  // ---- tensor creation on this device ----
+
+  /** A tensor from a typed array, a (nested) number array or a number. */
+  tensor(data: creation.TensorData | readonly unknown[], shape?: readonly number[]): Tensor {
+    return creation.tensor(this, data, shape);
+  }
+  zeros(shape: readonly number[]): Tensor {
+    return creation.full(this, shape, 0);
+  }
+  ones(shape: readonly number[]): Tensor {
+    return creation.full(this, shape, 1);
+  }
+  full(shape: readonly number[], value: number): Tensor {
+    return creation.full(this, shape, value);
+  }
+  randn(shape: readonly number[], opts?: Parameters<typeof creation.randn>[2]): Tensor {
+    return creation.randn(this, shape, opts);
+  }
+  rand(shape: readonly number[], opts?: Parameters<typeof creation.rand>[2]): Tensor {
+    return creation.rand(this, shape, opts);
+  }
+  arange(start: number, stop?: number, step?: number): Tensor {
+    return creation.arange(this, start, stop, step);
+  }
+
+  /** One-line description of the adapter. */
+  get name(): string {
+    return describeAdapterInfo(this.info as unknown as GPUAdapterInfo);
+  }
+
+  get lost(): boolean {
+    return this.lostError !== null;
+  }
+
+  /** Sets the seed used by random ops that are given no explicit seed. */
+  manualSeed(seed: number): void {
+    this.rngSeed = seed >>> 0;
+    this.rngCounter = 0;
+  }
+
+  /** A fresh (seed, stream) pair for a random op without an explicit seed. */
+  nextRandomStream(): [number, number] {
+    return [this.rngSeed, this.rngCounter++];
+  }
+
+  memory(): MemoryStats {
+    return this.pool.stats();
+  }
+
+  /** Throws if the device is lost or WebGPU reported errors for earlier work. */
+  checkHealthy(): void {
+    if (this.lostError) throw this.lostError;
+    if (this.errors.length) {
+      const msgs = this.errors.splice(0);
+      throw new GpuError(`WebGPU reported ${msgs.length} error(s):\n  ${msgs.join('\n  ')}`);
+    }
+  }
+
+  /** A storage buffer for a kernel to write (may be one released during the current batch). */
+  allocate(bytes: number): PooledBuffer {
+    this.checkHealthy();
+    return this.pool.acquire(bytes);
+  }
+
+  /** A storage buffer holding `data`, written through the queue. */
+  upload(data: ArrayBufferView): PooledBuffer {
+    this.checkHealthy();
+    // Only a buffer not bound by unsubmitted work may be written by the queue (see buffer-pool.ts).
+    const pb = this.pool.acquire(Math.max(4, data.byteLength), this.batchId);
+    if (data.byteLength > 0) {
+      this.gpu.queue.writeBuffer(pb.buffer, 0, data.buffer, data.byteOffset, Math.ceil(data.byteLength / 4) * 4);
+    }
+    return pb;
+  }
+
+  release(pb: PooledBuffer): void {
+    this.pool.release(pb);
+  }
+
+  pipeline(kernel: Kernel): GPUComputePipeline {
+    let p = this.pipelines.get(kernel.source);
+    if (p) return p;
+    if (this.debugWgsl === true || (typeof this.debugWgsl === 'string' && kernel.name.includes(this.debugWgsl))) {
+      console.error(`// ---- vitgpu kernel ${kernel.name} ----\n${kernel.source}`);
+    }
+    this.gpu.pushErrorScope('validation');
+    const module = this.gpu.createShaderModule({ label: kernel.name, code: kernel.source });
+    p = this.gpu.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    void this.gpu.popErrorScope().then((err) => {
+      if (err) this.errors.push(`kernel ${kernel.name} failed to compile: ${err.message}`);
+    });
+    this.pipelines.set(kernel.source, p);
+    return p;
+  }
+
+  /** Number of distinct pipelines built so far (one per distinct WGSL source). */
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  /**
+   * Records one dispatch: `params` goes to binding 0, `buffers` to bindings 1..n. Buffers may be
+   * PooledBuffers (marked as used by this batch) or raw GPUBuffers.
+   */
+  dispatch(kernel: Kernel, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[]): void {
+    this.checkHealthy();
+    const paramBytes = Math.max(16, Math.ceil((kernel.paramWords * 4) / 16) * 16);
+    if (params.length > kernel.paramWords) {
+      throw new GpuError(`kernel ${kernel.name}: ${params.length} param words passed, ${kernel.paramWords} declared`);
+    }
+    const slot = Math.ceil(paramBytes / this.uniformAlign) * this.uniformAlign;
+    if (this.uniformUsed + slot > UNIFORM_RING_BYTES) this.flush();
+    const offset = this.uniformUsed;
+    this.uniformStaging.fill(0, offset / 4, (offset + paramBytes) / 4);
+    this.uniformStaging.set(params, offset / 4);
+    this.uniformUsed += slot;
+
+    const pipeline = this.pipeline(kernel);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformRing, offset, size: paramBytes } }];
+    for (let i = 0; i < buffers.length; i++) {
+      buffers[i].lastBatch = this.batchId;
+      entries.push({ binding: i + 1, resource: { buffer: buffers[i].buffer } });
+    }
+    const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    this.dispatchesInBatch++;
+    this.recentKernels.push(kernel.name);
+    if (this.recentKernels.length > 4) this.recentKernels.shift();
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.uniformUsed > 0) {
+      this.gpu.queue.writeBuffer(this.uniformRing, 0, this.uniformStaging.buffer, 0, this.uniformUsed);
+    }
+    this.gpu.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.uniformUsed = 0;
+    this.dispatchesInBatch = 0;
+    this.batchId++;
+  }
+
+  /** Copies `byteLength` bytes of `src` (from `byteOffset`) back to the CPU. */
+  async read(src: PooledBuffer, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+    // Errors of earlier work are reported after the wait, when compile errors have arrived too.
+    if (this.lostError) throw this.lostError;
+    if (byteLength === 0) return new ArrayBuffer(0);
+    const start = Math.floor(byteOffset / 4) * 4;
+    const size = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
+    const stagingSize = sizeClass(size);
+    const staging = this.readbackFree.get(stagingSize)?.pop() ??
+      this.gpu.createBuffer({ label: 'vitgpu readback', size: stagingSize, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    const encoder = this.commandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    src.lastBatch = this.batchId;
+    encoder.copyBufferToBuffer(src.buffer, start, staging, 0, size);
+    this.flush();
+    const mapped = staging.mapAsync(BufferUsage.MAP_READ, 0, size).then(() => null);
+    const outcome = await Promise.race([mapped, this.lostPromise]);
+    if (outcome instanceof DeviceLostError) {
+      mapped.catch(() => {});
+      throw outcome;
+    }
+    const copy = staging.getMappedRange(0, size).slice(byteOffset - start, byteOffset - start + byteLength);
+    staging.unmap();
+    await Promise.resolve();
+    let list = this.readbackFree.get(stagingSize);
+    if (!list) this.readbackFree.set(stagingSize, (list = []));
+    if (list.length < 4) list.push(staging);
+    else staging.destroy();
+    this.checkHealthy();
+    return copy;
+  }
+
+  /** Waits until all submitted work has finished (raising device-lost and WebGPU errors). */
+  async sync(): Promise<void> {
+    if (this.lostError) throw this.lostError;
+    this.flush();
+    const done = this.gpu.queue.onSubmittedWorkDone().then(() => null);
+    const outcome = await Promise.race([done, this.lostPromise]);
+    if (outcome instanceof DeviceLostError) throw outcome;
+    // Error scopes resolve asynchronously; give pending ones a turn before reporting health.
+    await Promise.resolve();
+    this.checkHealthy();
+  }
+
+  /** Releases the GPU device; later calls fail with DeviceLostError. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pool.trim();
+    this.gpu.destroy();
+    for (const hook of this.destroyHooks.splice(0)) hook();
+  }
+
+  /** Runs `hook` once when destroy() is called. */
+  onDestroy(hook: () => void): void {
+    this.destroyHooks.push(hook);
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.gpu.createCommandEncoder({ label: `vitgpu batch ${this.batchId}` });
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+}

@@ -1,0 +1,42 @@
+// Reductions along axes; kernels in kernels/reduce.ts.
+
+import { Tensor } from '../tensor.js';
+import { ShapeError } from '../errors.js';
+import { collapseDims, normAxis, shapeStr, sizeOf } from '../shape.js';
+import { reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
+
+export function normAxes(axes: number | readonly number[] | undefined, rank: number, op: string): number[] {
+  if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
+  const list = typeof axes === 'number' ? [axes] : [...axes];
+  const norm = list.map((a) => normAxis(a, rank, op));
+  if (new Set(norm).size !== norm.length) throw new ShapeError(`${op}: repeated axis in [${list.join(', ')}]`);
+  return norm.sort((a, b) => a - b);
+}
+
+function reduce(op: ReduceOpName, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean, mean: boolean): Tensor {
+  const name = mean ? 'mean' : op;
+  x.assertAlive(name);
+  const ax = normAxes(axes, x.rank, name);
+  const kept = x.shape.map((_, i) => i).filter((i) => !ax.includes(i));
+  const outShape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => x.shape[i]);
+  const r = sizeOf(ax.map((i) => x.shape[i]));
+  const nOut = sizeOf(outShape);
+  if (r === 0 && op !== 'sum') {
+    throw new ShapeError(`${name}: cannot reduce ${shapeStr(x.shape)} over an empty axis`);
+  }
+  const out = Tensor.empty(x.device, outShape);
+  if (nOut === 0) return out;
+  const k = collapseDims(kept.map((i) => x.shape[i]), [kept.map((i) => x.strides[i])]);
+  const rd = collapseDims(ax.map((i) => x.shape[i]), [ax.map((i) => x.strides[i])]);
+  const plan = { keptShape: k.shape, keptStrides: k.strides[0], redShape: rd.shape, redStrides: rd.strides[0] };
+  const perWorkgroup = reduceUsesWorkgroup(nOut, r);
+  const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
+  const scale = mean ? (r === 0 ? NaN : 1 / r) : 1;
+  x.device.dispatch(kernel, [out.storage.buffer, x.storage.buffer], reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
+  return out;
+}
+
+export const sum = (x: Tensor, axes?: number | readonly number[], keepDims = false) => reduce('sum', x, axes, keepDims, false);
+export const mean = (x: Tensor, axes?: number | readonly number[], keepDims = false) => reduce('sum', x, axes, keepDims, true);
+export const max = (x: Tensor, axes?: number | readonly number[], keepDims = false) => reduce('max', x, axes, keepDims, false);
+export const min = (x: Tensor, axes?: number | readonly number[], keepDims = false) => reduce('min', x, axes, keepDims, false);

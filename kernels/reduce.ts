@@ -1,0 +1,144 @@
+// Reductions (sum, max, min) over any set of axes of a strided tensor.
+//
+// The launcher splits the input's axes into kept axes (one output element each) and reduced axes.
+// Two variants: one invocation per output when rows are short or outputs many; one workgroup per
+// output (strided partial sums, then a tree in workgroup memory) when rows are long. The tree also
+// keeps f32 sums of long rows accurate (pairwise rather than sequential accumulation).
+
+import { MAX_RANK } from '../engine/shape.js';
+import { Params, defineKernel, grid1d, linearIndex, paramsBlock, wgsl, type Kernel } from './wgsl.js';
+
+export type ReduceOpName = 'sum' | 'max' | 'min';
+
+const P_INIT_SLOT = 4; // params word holding the identity element (see the layout below)
+
+const REDUCE_OPS: Record<ReduceOpName, { init: string; combine: (a: string, b: string) => string; cpuInit: number; cpu: (a: number, b: number) => number }> = {
+  sum: { init: '0.0', combine: (a, b) => `${a} + ${b}`, cpuInit: 0, cpu: (a, b) => a + b },
+  // ±inf come from the params block: WGSL has no infinity literal and rejects inf in constant expressions.
+  max: { init: `pf(${P_INIT_SLOT}u)`, combine: (a, b) => `max(${a}, ${b})`, cpuInit: -Infinity, cpu: (a, b) => Math.max(a, b) },
+  min: { init: `pf(${P_INIT_SLOT}u)`, combine: (a, b) => `min(${a}, ${b})`, cpuInit: Infinity, cpu: (a, b) => Math.min(a, b) },
+};
+
+const WG_ROW = 64;
+const WG_THREAD = 128;
+
+// Params: [nOut, R, inOffset, scale(f32), init(f32), keptShape[8], keptStrides[8], redShape[8], redStrides[8]]
+const P_NOUT = 0;
+const P_R = 1;
+const P_OFFSET = 2;
+const P_SCALE = 3;
+const P_INIT = P_INIT_SLOT;
+const P_KSHAPE = 5;
+const P_KSTRIDES = P_KSHAPE + MAX_RANK;
+const P_RSHAPE = P_KSTRIDES + MAX_RANK;
+const P_RSTRIDES = P_RSHAPE + MAX_RANK;
+const PARAM_WORDS = P_RSTRIDES + MAX_RANK;
+
+export interface ReducePlan {
+  keptShape: number[];
+  keptStrides: number[];
+  redShape: number[];
+  redStrides: number[];
+}
+
+/** True when the per-workgroup variant suits `nOut` rows of length `r`. */
+export function reduceUsesWorkgroup(nOut: number, r: number): boolean {
+  return r >= 512 || (r >= 64 && nOut < 512);
+}
+
+function offsetCode(prefix: string, idx: string, rank: number, shapeAt: number, stridesAt: number): string {
+  if (rank === 0) return `let ${prefix} = 0u;`;
+  if (rank === 1) return `let ${prefix} = ${idx} * pu(${stridesAt}u);`;
+  const lines = [`var ${prefix} = 0u;`, `{ var rem = ${idx};`];
+  for (let d = rank - 1; d >= 0; d--) {
+    lines.push(`  { let dim = pu(${shapeAt + d}u); ${prefix} += (rem % dim) * pu(${stridesAt + d}u); rem = rem / dim; }`);
+  }
+  lines.push('}');
+  return lines.join('\n  ');
+}
+
+export function reduceKernel(op: ReduceOpName, keptRank: number, redRank: number, perWorkgroup: boolean): Kernel {
+  return defineKernel(`reduce:${op}:${keptRank}:${redRank}:${perWorkgroup}`, () => {
+    const r = REDUCE_OPS[op];
+    const wg = perWorkgroup ? WG_ROW : WG_THREAD;
+    const source = wgsl`// reduce ${op} (kept rank ${keptRank}, reduced rank ${redRank})
+${paramsBlock(PARAM_WORDS)}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> inp: array<f32>;
+${linearIndex(wg)}
+#if ${perWorkgroup}
+var<workgroup> partial: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let o = wid.x + wid.y * nwg.x;
+  let nOut = pu(${P_NOUT}u);
+  let valid = o < nOut;
+  ${offsetCode('base', 'min(o, nOut - 1u)', keptRank, P_KSHAPE, P_KSTRIDES)}
+  var acc = ${r.init};
+  let R = pu(${P_R}u);
+  if (valid) {
+    for (var j = lid; j < R; j += ${wg}u) {
+      ${offsetCode('roff', 'j', redRank, P_RSHAPE, P_RSTRIDES)}
+      acc = ${r.combine('acc', 'inp[pu(' + P_OFFSET + 'u) + base + roff]')};
+    }
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { partial[lid] = ${r.combine('partial[lid]', 'partial[lid + s]')}; }
+    workgroupBarrier();
+  }
+  if (valid && lid == 0u) { out[o] = partial[0] * pf(${P_SCALE}u); }
+}
+#else
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = linearIndex(gid, nwg);
+  if (o >= pu(${P_NOUT}u)) { return; }
+  ${offsetCode('base', 'o', keptRank, P_KSHAPE, P_KSTRIDES)}
+  var acc = ${r.init};
+  let R = pu(${P_R}u);
+  for (var j = 0u; j < R; j++) {
+    ${offsetCode('roff', 'j', redRank, P_RSHAPE, P_RSTRIDES)}
+    acc = ${r.combine('acc', 'inp[pu(' + P_OFFSET + 'u) + base + roff]')};
+  }
+  out[o] = acc * pf(${P_SCALE}u);
+}
+#endif
+`;
+    return { name: `reduce_${op}`, source, paramWords: PARAM_WORDS };
+  });
+}
+
+export function reduceParams(op: ReduceOpName, nOut: number, r: number, offset: number, scale: number, plan: ReducePlan): Uint32Array {
+  const p = new Params().u32(nOut, r, offset).f32(scale, REDUCE_OPS[op].cpuInit);
+  for (const xs of [plan.keptShape, plan.keptStrides, plan.redShape, plan.redStrides]) {
+    for (let d = 0; d < MAX_RANK; d++) p.u32(xs[d] ?? 0);
+  }
+  return p.toArray();
+}
+
+export function reduceWorkgroups(nOut: number, perWorkgroup: boolean): [number, number] {
+  return perWorkgroup ? grid1d(nOut, 1) : grid1d(nOut, WG_THREAD);
+}
+
+/** CPU reference: reduces a contiguous f64 array of `shape` over `axes` (output keeps size-1 axes). */
+export function reduceCpu(op: ReduceOpName, data: ArrayLike<number>, shape: readonly number[], axes: readonly number[]): Float64Array {
+  const r = REDUCE_OPS[op];
+  const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const outSize = outShape.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(outSize).fill(r.cpuInit);
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  for (let i = 0; i < data.length; i++) {
+    let rem = i;
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d] = rem % shape[d];
+      rem = Math.floor(rem / shape[d]);
+    }
+    let o = 0;
+    for (let d = 0; d < rank; d++) o = o * outShape[d] + (axes.includes(d) ? 0 : idx[d]);
+    out[o] = r.cpu(out[o], data[i]);
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One-shot, idempotent setup for a fresh Debian/Ubuntu machine (run as root, non-interactive):
+#   1. npm ci and the TypeScript build;
+#   2. a WebGPU adapter: when Dawn finds none, Mesa's lavapipe (software Vulkan) from
+#      bookworm-backports on Debian 12 (its own Mesa 22 is refused by Dawn), or the distro's on newer;
+#   3. Debian's chromium for the browser test.
+# Every step checks first and skips what is already there; on a machine with a GPU no driver is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+export DEBIAN_FRONTEND=noninteractive
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/vitgpu-xdg}"
+mkdir -p "$XDG_RUNTIME_DIR"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+apt_updated=0
+apt_update() {
+  if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+}
+can_apt() { command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; }; }
+
+# --- 1. node packages and build -------------------------------------------------------------
+if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then
+  log "node_modules is up to date with package-lock.json"
+else
+  log "npm ci"
+  npm ci --no-audit --no-fund
+fi
+log "building (tsc)"
+npm run --silent build
+
+# --- 2. WebGPU adapter ----------------------------------------------------------------------
+have_adapter() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
+
+# The mirror URI the machine already uses for Debian (never hard-coded).
+debian_mirror() {
+  local uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
+    [ -n "$uri" ] && { echo "$uri"; return; }
+  done
+  if [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|ftp|file):/) { print $i; exit } }' /etc/apt/sources.list)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+if have_adapter; then
+  log "WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null | head -n 1)"
+else
+  if ! can_apt; then
+    echo "[setup] no WebGPU adapter, and apt-get is not usable here (need root or sudo)." >&2
+    echo "        Install Mesa's lavapipe (mesa-vulkan-drivers, libvulkan1; Mesa >= 24) yourself." >&2
+    exit 1
+  fi
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ]; then
+    # Debian 12's Mesa 22.3 lavapipe lacks features Dawn requires; backports carries Mesa 25.
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      mirror=$(debian_mirror)
+      log "adding bookworm-backports from $mirror"
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" | $SUDO tee /etc/apt/sources.list.d/vitgpu-backports.sources >/dev/null
+      apt_updated=0
+    fi
+    apt_update
+    log "installing Mesa lavapipe from bookworm-backports"
+    $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    apt_update
+    log "installing Mesa lavapipe"
+    $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+  fi
+  if have_adapter; then
+    log "WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null | head -n 1)"
+  else
+    node scripts/probe-adapter.mjs || true
+    echo "[setup] still no WebGPU adapter after installing lavapipe." >&2
+    exit 1
+  fi
+fi
+
+# --- 3. Chromium for the browser test -------------------------------------------------------
+if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+  log "chromium present: $(chromium --version 2>/dev/null || echo /usr/bin/chromium)"
+elif [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then
+  log "chromium from CHROMIUM_PATH: $CHROMIUM_PATH"
+elif can_apt; then
+  apt_update
+  log "installing chromium"
+  $SUDO apt-get install -y -qq chromium >/dev/null
+else
+  echo "[setup] chromium is missing and apt-get is not usable: the browser test will fail." >&2
+  exit 1
+fi
+log "done"
