@@ -131,6 +131,8 @@ export class Device {
   private dispatchesInBatch = 0;
   private readonly recentKernels: string[] = [];
   private readonly errors: string[] = [];
+  /** Pipeline-compilation checks still in flight; reads wait for them before reporting health. */
+  private readonly pendingChecks = new Set<Promise<void>>();
   private lostError: DeviceLostError | null = null;
   private readonly lostPromise: Promise<DeviceLostError>;
   private readonly readbackFree = new Map<number, GPUBuffer[]>();
@@ -252,9 +254,11 @@ export class Device {
     this.gpu.pushErrorScope('validation');
     const module = this.gpu.createShaderModule({ label: kernel.name, code: kernel.source });
     p = this.gpu.createComputePipeline({ label: kernel.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
-    void this.gpu.popErrorScope().then((err) => {
-      if (err) this.errors.push(`kernel ${kernel.name} failed to compile: ${err.message}`);
+    const check = this.gpu.popErrorScope().then((err) => {
+      if (err) this.errors.unshift(`kernel ${kernel.name} failed to compile: ${err.message}`);
+      this.pendingChecks.delete(check);
     });
+    this.pendingChecks.add(check);
     this.pipelines.set(kernel.source, p);
     return p;
   }
@@ -340,7 +344,7 @@ export class Device {
     }
     const copy = staging.getMappedRange(0, size).slice(byteOffset - start, byteOffset - start + byteLength);
     staging.unmap();
-    await Promise.resolve();
+    if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     let list = this.readbackFree.get(stagingSize);
     if (!list) this.readbackFree.set(stagingSize, (list = []));
     if (list.length < 4) list.push(staging);
@@ -356,8 +360,7 @@ export class Device {
     const done = this.gpu.queue.onSubmittedWorkDone().then(() => null);
     const outcome = await Promise.race([done, this.lostPromise]);
     if (outcome instanceof DeviceLostError) throw outcome;
-    // Error scopes resolve asynchronously; give pending ones a turn before reporting health.
-    await Promise.resolve();
+    if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     this.checkHealthy();
   }
 

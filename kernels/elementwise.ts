@@ -21,7 +21,8 @@ export interface ElementwiseOp {
 const POW_WGSL = `
 fn pow_f32(x: f32, y: f32) -> f32 {
   if (x >= 0.0) { return select(pow(x, y), 1.0, y == 0.0); }
-  if (fract(y) != 0.0) { return bitcast<f32>(0x7fc00000u); }
+  // NaN built at run time: WGSL rejects NaN in constant expressions.
+  if (fract(y) != 0.0) { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(x) & 0u)); }
   let r = pow(-x, y);
   return select(r, -r, fract(y * 0.5) != 0.0);
 }

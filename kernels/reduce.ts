@@ -22,13 +22,15 @@ const REDUCE_OPS: Record<ReduceOpName, { init: string; combine: (a: string, b: s
 const WG_ROW = 64;
 const WG_THREAD = 128;
 
-// Params: [nOut, R, inOffset, scale(f32), init(f32), keptShape[8], keptStrides[8], redShape[8], redStrides[8]]
+// Params: [nOut, R, inOffset, scale(f32), init(f32), chunk, nChunks, keptShape[8], keptStrides[8], redShape[8], redStrides[8]]
 const P_NOUT = 0;
 const P_R = 1;
 const P_OFFSET = 2;
 const P_SCALE = 3;
 const P_INIT = P_INIT_SLOT;
-const P_KSHAPE = 5;
+const P_CHUNK = 5;
+const P_NCHUNKS = 6;
+const P_KSHAPE = 7;
 const P_KSTRIDES = P_KSHAPE + MAX_RANK;
 const P_RSHAPE = P_KSTRIDES + MAX_RANK;
 const P_RSTRIDES = P_RSHAPE + MAX_RANK;
@@ -70,14 +72,18 @@ ${linearIndex(wg)}
 var<workgroup> partial: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let o = wid.x + wid.y * nwg.x;
+  // Workgroup w reduces chunk (w % nChunks) of row (w / nChunks); out has nOut × nChunks entries.
+  let w = wid.x + wid.y * nwg.x;
+  let nChunks = pu(${P_NCHUNKS}u);
+  let o = w / nChunks;
+  let chunk = w % nChunks;
   let nOut = pu(${P_NOUT}u);
   let valid = o < nOut;
   ${offsetCode('base', 'min(o, nOut - 1u)', keptRank, P_KSHAPE, P_KSTRIDES)}
   var acc = ${r.init};
-  let R = pu(${P_R}u);
+  let R = min(pu(${P_R}u), (chunk + 1u) * pu(${P_CHUNK}u));
   if (valid) {
-    for (var j = lid; j < R; j += ${wg}u) {
+    for (var j = chunk * pu(${P_CHUNK}u) + lid; j < R; j += ${wg}u) {
       ${offsetCode('roff', 'j', redRank, P_RSHAPE, P_RSTRIDES)}
       acc = ${r.combine('acc', 'inp[pu(' + P_OFFSET + 'u) + base + roff]')};
     }
@@ -88,7 +94,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { partial[lid] = ${r.combine('partial[lid]', 'partial[lid + s]')}; }
     workgroupBarrier();
   }
-  if (valid && lid == 0u) { out[o] = partial[0] * pf(${P_SCALE}u); }
+  if (valid && lid == 0u) { out[w] = partial[0] * pf(${P_SCALE}u); }
 }
 #else
 @compute @workgroup_size(${wg})
@@ -110,16 +116,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   });
 }
 
-export function reduceParams(op: ReduceOpName, nOut: number, r: number, offset: number, scale: number, plan: ReducePlan): Uint32Array {
-  const p = new Params().u32(nOut, r, offset).f32(scale, REDUCE_OPS[op].cpuInit);
+/**
+ * Rows longer than this are reduced in two passes (chunks of the row, then the partial results): more
+ * workgroups to spread over the GPU, and short f32 accumulation chains.
+ */
+export const REDUCE_CHUNK = 4096;
+
+export function reduceParams(
+  op: ReduceOpName, nOut: number, r: number, offset: number, scale: number, plan: ReducePlan, chunk = r, nChunks = 1,
+): Uint32Array {
+  const p = new Params().u32(nOut, r, offset).f32(scale, REDUCE_OPS[op].cpuInit).u32(Math.max(1, chunk), nChunks);
   for (const xs of [plan.keptShape, plan.keptStrides, plan.redShape, plan.redStrides]) {
     for (let d = 0; d < MAX_RANK; d++) p.u32(xs[d] ?? 0);
   }
   return p.toArray();
 }
 
-export function reduceWorkgroups(nOut: number, perWorkgroup: boolean): [number, number] {
-  return perWorkgroup ? grid1d(nOut, 1) : grid1d(nOut, WG_THREAD);
+export function reduceWorkgroups(nOut: number, perWorkgroup: boolean, nChunks = 1): [number, number] {
+  return perWorkgroup ? grid1d(nOut * nChunks, 1) : grid1d(nOut, WG_THREAD);
 }
 
 /** CPU reference: reduces a contiguous f64 array of `shape` over `axes` (output keeps size-1 axes). */

@@ -3,7 +3,7 @@
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { collapseDims, normAxis, shapeStr, sizeOf } from '../shape.js';
-import { reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
+import { REDUCE_CHUNK, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
 
 export function normAxes(axes: number | readonly number[] | undefined, rank: number, op: string): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
@@ -32,7 +32,28 @@ function reduce(op: ReduceOpName, x: Tensor, axes: number | readonly number[] | 
   const perWorkgroup = reduceUsesWorkgroup(nOut, r);
   const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
   const scale = mean ? (r === 0 ? NaN : 1 / r) : 1;
-  x.device.dispatch(kernel, [out.storage.buffer, x.storage.buffer], reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
+  const nChunks = perWorkgroup ? Math.ceil(r / REDUCE_CHUNK) : 1;
+  if (nChunks <= 1) {
+    x.device.dispatch(kernel, [out.storage.buffer, x.storage.buffer], reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
+    return out;
+  }
+  // Two passes: chunks of each row into [nOut, nChunks] partials, then those rows.
+  const partial = Tensor.empty(x.device, [nOut, nChunks]);
+  x.device.dispatch(
+    kernel,
+    [partial.storage.buffer, x.storage.buffer],
+    reduceParams(op, nOut, r, x.offset, 1, plan, REDUCE_CHUNK, nChunks),
+    reduceWorkgroups(nOut, true, nChunks),
+  );
+  const second = { keptShape: [nOut], keptStrides: [nChunks], redShape: [nChunks], redStrides: [1] };
+  const secondWg = reduceUsesWorkgroup(nOut, nChunks);
+  x.device.dispatch(
+    reduceKernel(op, 1, 1, secondWg),
+    [out.storage.buffer, partial.storage.buffer],
+    reduceParams(op, nOut, nChunks, 0, scale, second),
+    reduceWorkgroups(nOut, secondWg),
+  );
+  partial.dispose();
   return out;
 }
 

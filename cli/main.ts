@@ -1,0 +1,19 @@
+// The `vitgpu` command: argument parsing only; each command lives in its own module.
+
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerDevices } from './devices.js';
+import { registerDemo } from './demo.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('vitgpu')
+  .description('Vision Transformers on WebGPU: fine-tune and evaluate chest-radiograph classifiers')
+  .version(pkg.version);
+
+registerDevices(program);
+registerDemo(program);
+
+program.showHelpAfterError();
+await program.parseAsync(process.argv);

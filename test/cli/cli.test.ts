@@ -1,0 +1,81 @@
+// The command line, run as users run it (bin/vitgpu.js on the build that `npm test` makes first).
+
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/vitgpu.js', import.meta.url).pathname;
+
+async function vitgpu(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('vitgpu command', () => {
+  it('--help lists the commands', async () => {
+    const r = await vitgpu(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Usage: vitgpu/);
+    expect(r.stdout).toMatch(/devices/);
+  });
+
+  it('devices reports the adapter, its features and limits, and exits', async () => {
+    const r = await vitgpu(['devices', '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.adapters.length).toBeGreaterThan(0);
+    expect(report.info.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    expect(Array.isArray(report.info.features)).toBe(true);
+  });
+
+  it('demo runs a GPU computation checked against the CPU and exits', async () => {
+    const r = await vitgpu(['demo']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/matmul 512x512x512: [\d.]+ ms/);
+  });
+
+  it('with no Vulkan driver, the error says what to install', async () => {
+    const r = await vitgpu(['devices'], { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/No WebGPU adapter found/);
+    expect(r.stderr).toMatch(/mesa-vulkan-drivers/);
+    expect(r.stderr).toMatch(/bookworm-backports/);
+  });
+
+  it('an unknown adapter name lists the available ones', async () => {
+    const r = await vitgpu(['demo', '--adapter', 'no-such-gpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/No WebGPU adapter matches adapter "no-such-gpu"/);
+    expect(r.stderr).toMatch(/Available adapters/);
+  });
+});
+
+describe('browser safety', () => {
+  it('engine, kernels and models import nothing from Node outside engine/node.ts', async () => {
+    const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = new URL('../../', import.meta.url).pathname;
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const p = join(dir, name);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (p.endsWith('.ts') && !p.endsWith(join('engine', 'node.ts'))) {
+          const src = readFileSync(p, 'utf8');
+          if (/from\s+['"](node:|webgpu['"])/.test(src) || /import\(\s*['"]node:/.test(src)) offenders.push(p.slice(root.length));
+        }
+      }
+    };
+    for (const dir of ['engine', 'kernels', 'models']) walk(join(root, dir));
+    expect(offenders).toEqual([]);
+  });
+});

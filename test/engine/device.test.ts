@@ -1,0 +1,107 @@
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { createNodeDevice, DeviceLostError, GpuError, listAdapters, NoAdapterError, WANTED_FEATURES, type Device } from '../../engine/node.js';
+import { defineKernel, paramsBlock } from '../../kernels/wgsl.js';
+import { elementwiseKernel } from '../../kernels/elementwise.js';
+import { getDevice } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+describe('device', () => {
+  it('reports the adapter, the optional features it got and raised limits', () => {
+    expect(device.name.length).toBeGreaterThan(0);
+    for (const f of device.info.features) expect(WANTED_FEATURES).toContain(f);
+    expect(device.info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
+    expect(device.gpu.limits.maxStorageBufferBindingSize).toBe(device.info.limits.maxStorageBufferBindingSize);
+  });
+
+  it('lists adapters and selects one by name', async () => {
+    const adapters = await listAdapters();
+    expect(adapters.length).toBeGreaterThan(0);
+    const word = adapters[0].name.split(/[\s(]/)[0];
+    const picked = await createNodeDevice({ adapter: word });
+    expect(picked.info.description.toLowerCase() + picked.name.toLowerCase()).toContain(word.toLowerCase());
+    picked.destroy();
+  });
+
+  it('an adapter name that matches nothing is a NoAdapterError listing what exists', async () => {
+    const err = await createNodeDevice({ adapter: 'no-such-gpu-xyz' }).catch((e) => e);
+    expect(err).toBeInstanceOf(NoAdapterError);
+    expect(String(err.message)).toMatch(/no-such-gpu-xyz/);
+    expect(String(err.message)).toMatch(/Available adapters/);
+  });
+
+  it('batches many ops into one submission', async () => {
+    const x = device.ones([100]);
+    await x.data();
+    const before = device.batchId;
+    let y = x;
+    for (let i = 0; i < 50; i++) y = y.add(1);
+    expect(device.batchId).toBe(before); // nothing submitted yet
+    expect(await y.max().item()).toBe(51);
+    expect(device.batchId).toBe(before + 1);
+  });
+
+  it('caches pipelines by WGSL source', async () => {
+    const a = device.ones([3, 5]);
+    await a.add(a).data();
+    const count = device.pipelineCount;
+    // Other shapes that collapse to the same rank and layout reuse the kernel and its pipeline.
+    await device.ones([7, 2]).add(device.ones([7, 2])).data();
+    await device.ones([9, 4, 3]).add(device.ones([9, 4, 3])).data();
+    expect(device.pipelineCount).toBe(count);
+    await device.ones([9, 4]).add(device.ones([9, 1])).data(); // broadcast: a new variant
+    expect(device.pipelineCount).toBe(count + 1);
+    expect(elementwiseKernel('add', 1, true, [true, true])).toBe(elementwiseKernel('add', 1, true, [true, true]));
+  });
+
+  it('debug switch prints a kernel\'s WGSL when its pipeline is built', async () => {
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    device.debugWgsl = 'elementwise_cos';
+    let printed: string[];
+    try {
+      await device.ones([4]).cos().data();
+      await device.ones([4]).sin().data();
+      printed = spy.mock.calls.map((c) => String(c[0]));
+    } finally {
+      device.debugWgsl = false;
+      spy.mockRestore();
+    }
+    expect(printed.some((p) => p.includes('vitgpu kernel elementwise_cos') && p.includes('@compute'))).toBe(true);
+    expect(printed.some((p) => p.includes('elementwise_sin'))).toBe(false);
+  });
+
+  it('a kernel that fails to compile is reported by name at the next read, and the device goes on', async () => {
+    const bad = defineKernel('test:broken', () => ({
+      name: 'broken_kernel',
+      paramWords: 1,
+      source: `${paramsBlock(1)}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1) fn main() { out[0] = undefined_symbol; }`,
+    }));
+    const t = device.zeros([4]);
+    device.dispatch(bad, [t.storage.buffer], new Uint32Array(1), [1]);
+    const err = await t.data().catch((e) => e);
+    expect(err).toBeInstanceOf(GpuError);
+    expect(String(err.message)).toMatch(/broken_kernel failed to compile/);
+    expect(Array.from(await device.ones([2]).add(1).data())).toEqual([2, 2]);
+  });
+});
+
+describe('device loss', () => {
+  it('a lost device rejects reads with DeviceLostError instead of hanging, and later ops throw', async () => {
+    const d = await createNodeDevice();
+    const t = d.ones([16]).mul(2);
+    await t.data();
+    const pending = t.add(1);
+    d.destroy();
+    const started = Date.now();
+    const err = await pending.data().catch((e) => e);
+    expect(err).toBeInstanceOf(DeviceLostError);
+    expect(String(err.message)).toMatch(/device lost \(destroyed\)/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(() => t.add(1)).toThrow(DeviceLostError);
+  });
+});

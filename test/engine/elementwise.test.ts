@@ -1,0 +1,147 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ELEMENTWISE_OPS, elementwiseCpu, type ElementwiseOpName } from '../../kernels/elementwise.js';
+import { ShapeError, type Device, where } from '../../engine/node.js';
+import { broadcastCpu, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+// Inputs chosen per op so the math is defined (log/sqrt of positives, etc.).
+const DOMAIN: Partial<Record<ElementwiseOpName, [number, number]>> = {
+  log: [0.01, 5],
+  sqrt: [0, 5],
+  rsqrt: [0.05, 5],
+  reciprocal: [0.1, 3],
+};
+
+// f32 kernels vs f64 reference: a few ulps for arithmetic, more for transcendental approximations.
+const TOL: Partial<Record<ElementwiseOpName, { atol: number; rtol: number }>> = {
+  exp: { atol: 1e-6, rtol: 2e-6 },
+  gelu: { atol: 2e-6, rtol: 2e-6 },
+  tanh: { atol: 2e-6, rtol: 2e-6 },
+  sigmoid: { atol: 1e-6, rtol: 2e-6 },
+  sin: { atol: 2e-6, rtol: 0 },
+  cos: { atol: 2e-6, rtol: 0 },
+  pow: { atol: 1e-5, rtol: 1e-5 },
+  powScalar: { atol: 1e-5, rtol: 1e-5 },
+};
+
+const unaryOps = (Object.keys(ELEMENTWISE_OPS) as ElementwiseOpName[]).filter(
+  (op) => ELEMENTWISE_OPS[op].inputs === 1 && !['addScalar', 'mulScalar', 'rsubScalar', 'rdivScalar', 'divScalar', 'powScalar', 'clamp'].includes(op),
+);
+
+describe('unary ops match the CPU reference on an odd shape', () => {
+  const shape = [3, 7, 13];
+  it.each(unaryOps)('%s', async (op) => {
+    const [lo, hi] = DOMAIN[op] ?? [-4, 4];
+    const x = seededValues(3 * 7 * 13, 11, lo, hi);
+    const t = device.tensor(x, shape);
+    const y = (t as unknown as Record<string, () => typeof t>)[op] ? (t as unknown as Record<string, () => typeof t>)[op]() : null;
+    const out = y ?? (await import('../../engine/node.js')).unary(op, t);
+    expect(out.shape).toEqual(shape);
+    expectClose(await out.data(), elementwiseCpu(op, [x]), TOL[op] ?? { atol: 1e-6, rtol: 1e-6 }, op);
+    t.dispose();
+    out.dispose();
+  });
+});
+
+describe('binary ops with broadcasting', () => {
+  const cases: [readonly number[], readonly number[], readonly number[]][] = [
+    [[5, 9], [5, 9], [5, 9]],
+    [[7, 1, 5], [3, 5], [7, 3, 5]],
+    [[1], [31, 3], [31, 3]],
+    [[2, 1, 3, 1], [1, 4, 1, 6], [2, 4, 3, 6]],
+  ];
+  const ops = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
+  for (const op of ops) {
+    it.each(cases)(`${op} %j with %j`, async (sa, sb, so) => {
+      const na = sa.reduce((p, q) => p * q, 1);
+      const nb = sb.reduce((p, q) => p * q, 1);
+      const a = op === 'pow' ? seededValues(na, 3, 0.1, 3) : seededValues(na, 3, -3, 3);
+      const b = op === 'div' ? seededValues(nb, 4, 0.5, 3) : op === 'pow' ? seededValues(nb, 4, -2, 2) : seededValues(nb, 4, -3, 3);
+      const ta = device.tensor(a, sa);
+      const tb = device.tensor(b, sb);
+      const out = ta[op](tb);
+      expect(out.shape).toEqual(so);
+      const ref = elementwiseCpu(op, [broadcastCpu(a, sa, so), broadcastCpu(b, sb, so)]);
+      expectClose(await out.data(), ref, TOL[op] ?? { atol: 1e-6, rtol: 1e-6 }, op);
+    });
+  }
+
+  it('rejects shapes that do not broadcast, naming both', () => {
+    const a = device.zeros([3, 4]);
+    const b = device.zeros([5, 4]);
+    expect(() => a.add(b)).toThrow(ShapeError);
+    expect(() => a.add(b)).toThrow(/\[3, 4\] and \[5, 4\]/);
+  });
+});
+
+describe('scalar operands', () => {
+  it('tensor op number and number op tensor', async () => {
+    const x = seededValues(257, 5, 0.5, 2);
+    const t = device.tensor(x);
+    const check = async (got: typeof t, f: (v: number) => number) =>
+      expectClose(await got.data(), Array.from(x, f), { atol: 1e-6, rtol: 1e-6 });
+    await check(t.add(2.5), (v) => v + 2.5);
+    await check(t.sub(1.25), (v) => v - 1.25);
+    await check(t.mul(-3), (v) => v * -3);
+    await check(t.div(3), (v) => v / 3);
+    await check(t.pow(2), (v) => v * v);
+    await check(t.pow(0.5), (v) => Math.sqrt(v));
+    await check(t.maximum(1), (v) => Math.max(v, 1));
+    await check(t.minimum(1), (v) => Math.min(v, 1));
+    await check(t.clamp(0.7, 1.3), (v) => Math.min(Math.max(v, 0.7), 1.3));
+    const { sub, div } = await import('../../engine/node.js');
+    await check(sub(10, t), (v) => 10 - v);
+    await check(div(1, t), (v) => 1 / v);
+  });
+
+  it('pow of negative bases follows PyTorch', async () => {
+    const t = device.tensor([-2, -2, -2, 0, 2]);
+    const out = await t.pow(device.tensor([2, 3, 0.5, 0, -1])).data();
+    expect(out[0]).toBe(4);
+    expect(out[1]).toBe(-8);
+    expect(Number.isNaN(out[2])).toBe(true);
+    expect(out[3]).toBe(1);
+    expect(out[4]).toBe(0.5);
+  });
+
+  it('tanh, sigmoid and gelu stay finite for large inputs', async () => {
+    const t = device.tensor([-100, -30, 30, 100]);
+    expect(Array.from(await t.tanh().data())).toEqual([-1, -1, 1, 1]);
+    expectClose(await t.sigmoid().data(), [0, 1 / (1 + Math.exp(30)), 1, 1], { atol: 0, rtol: 1e-5 });
+    expectClose(await t.gelu().data(), [0, 0, 30, 100], { atol: 0, rtol: 0 });
+  });
+});
+
+describe('strided inputs', () => {
+  it('elementwise ops read transposed and sliced views in place', async () => {
+    const shape = [6, 11, 5];
+    const x = seededValues(6 * 11 * 5, 9);
+    const t = device.tensor(x, shape);
+    const p = t.permute([2, 0, 1]); // [5, 6, 11], non-contiguous
+    expect(p.isContiguous).toBe(false);
+    const ref = permuteCpu(x, shape, [2, 0, 1]);
+    expectClose(await p.exp().data(), Array.from(ref, Math.exp), { atol: 1e-6, rtol: 2e-6 });
+    expectClose(await p.add(p).data(), Array.from(ref, (v) => 2 * v));
+    const s = t.slice([1, 2, 1], [5, 9, 4]); // [4, 7, 3]
+    const sref: number[] = [];
+    for (let i = 1; i < 5; i++) for (let j = 2; j < 9; j++) for (let k = 1; k < 4; k++) sref.push(x[i * 55 + j * 5 + k] * 2);
+    expectClose(await s.mul(2).data(), sref);
+  });
+
+  it('where(cond, a, b) picks per element', async () => {
+    const c = device.tensor([1, 0, 1, 0]);
+    const out = where(c, device.tensor([1, 2, 3, 4]), device.tensor([-1, -2, -3, -4]));
+    expect(Array.from(await out.data())).toEqual([1, -2, 3, -4]);
+  });
+
+  it('handles more than 65535 workgroups of elements', async () => {
+    const n = 256 * 65535 + 1000; // folds the launch into y
+    const t = device.full([n], 1.5);
+    const s = await t.mul(2).sum().item();
+    expect(s).toBe(3 * n);
+  });
+});

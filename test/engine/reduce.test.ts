@@ -1,0 +1,91 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { reduceCpu, reduceUsesWorkgroup } from '../../kernels/reduce.js';
+import { ShapeError, type Device } from '../../engine/node.js';
+import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+const cases: [readonly number[], number[]][] = [
+  [[7], [0]],
+  [[33, 257], [1]],
+  [[33, 257], [0]],
+  [[5, 3, 11], [0, 2]],
+  [[5, 3, 11], [1]],
+  [[4, 6, 9, 2], [1, 3]],
+  [[3, 1000], [1]], // long rows: one workgroup per output
+  [[1000, 3], [0]], // long strided rows
+  [[2, 9001], [1]], // rows past REDUCE_CHUNK: two passes
+  [[9001, 2], [0]],
+  [[2, 3, 4, 5, 6], [0, 1, 2, 3, 4]],
+  [[9, 9], []],
+];
+
+describe.each(['sum', 'mean', 'max', 'min'] as const)('%s', (op) => {
+  it.each(cases)('over %j axes %j', async (shape, axes) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = seededValues(n, 21, -2, 2);
+    const t = device.tensor(x, shape);
+    const got = t[op](axes, true);
+    expect(got.shape).toEqual(shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+    let ref = reduceCpu(op === 'mean' ? 'sum' : op, x, shape, axes);
+    if (op === 'mean') {
+      const r = axes.reduce((a, i) => a * shape[i], 1);
+      ref = ref.map((v) => v / r);
+    }
+    // f32 accumulation over up to 1,000 terms of magnitude <= 2.
+    expectClose(await got.data(), ref, { atol: 2e-5, rtol: 1e-5 }, `${op}${JSON.stringify(axes)}`);
+  });
+});
+
+describe('reductions', () => {
+  it('both kernel variants are exercised by the cases above', () => {
+    expect(reduceUsesWorkgroup(3, 1000)).toBe(true);
+    expect(reduceUsesWorkgroup(33, 257)).toBe(true);
+    expect(reduceUsesWorkgroup(257, 33)).toBe(false);
+  });
+
+  it('drops reduced axes without keepDims, negative axes allowed', async () => {
+    const t = device.tensor(seededValues(60, 2), [3, 4, 5]);
+    expect(t.sum(-1).shape).toEqual([3, 4]);
+    expect(t.mean([0, -1]).shape).toEqual([4]);
+    expect(t.max().shape).toEqual([]);
+  });
+
+  it('reduce a non-contiguous view', async () => {
+    const shape = [6, 7, 8];
+    const x = seededValues(6 * 7 * 8, 3);
+    const p = device.tensor(x, shape).permute([2, 0, 1]);
+    const ref = reduceCpu('sum', permuteCpu(x, shape, [2, 0, 1]), [8, 6, 7], [1]);
+    expectClose(await p.sum(1).data(), ref, { atol: 1e-5, rtol: 1e-5 });
+  });
+
+  it('sum of a large vector stays accurate (tree reduction)', async () => {
+    const n = 1 << 20;
+    const t = device.full([n], 0.1);
+    // Sequential f32 accumulation would be off by ~1e-2 relative; pairwise stays near f32 rounding.
+    expectClose([await t.sum().item()], [n * Math.fround(0.1)], { atol: 0, rtol: 1e-5 });
+  });
+
+  it('max and min propagate infinities', async () => {
+    const t = device.tensor([-Infinity, -Infinity, 3, Infinity]);
+    expect(await t.max().item()).toBe(Infinity);
+    expect(await t.narrow(0, 0, 2).max().item()).toBe(-Infinity);
+  });
+
+  it('errors name the op and axis', () => {
+    const t = device.zeros([2, 3]);
+    expect(() => t.sum(2)).toThrow(ShapeError);
+    expect(() => t.sum(2)).toThrow(/sum: axis 2 is out of range for rank 2/);
+    expect(() => t.sum([0, 0])).toThrow(/repeated axis/);
+    expect(() => device.zeros([0, 3]).max(0)).toThrow(/empty axis/);
+  });
+
+  it('sum over an empty axis is zero and mean is NaN', async () => {
+    const t = device.zeros([0, 3]);
+    expect(Array.from(await t.sum(0).data())).toEqual([0, 0, 0]);
+    expect(Number.isNaN((await t.mean(0).data())[0])).toBe(true);
+  });
+});

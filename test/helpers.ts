@@ -1,0 +1,117 @@
+// Shared test helpers: one real WebGPU device per test file, deterministic data, and closeness checks.
+
+import { createNodeDevice, type Device } from '../engine/node.js';
+
+let device: Promise<Device> | null = null;
+
+/** The test file's device (created once, on the real adapter). */
+export function getDevice(): Promise<Device> {
+  device ??= createNodeDevice();
+  return device;
+}
+
+/** Deterministic pseudo-random values in [lo, hi) (mulberry32), for test inputs. */
+export function seededValues(n: number, seed = 1, lo = -1, hi = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+export interface Tolerance {
+  /** Absolute tolerance. */
+  atol?: number;
+  /** Relative tolerance (times |expected|). */
+  rtol?: number;
+}
+
+/**
+ * Asserts |actual - expected| <= atol + rtol·|expected| elementwise (NaN must match NaN, ±inf must
+ * match exactly) and names the first offending index.
+ */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance = {}, what = 'value'): void {
+  const atol = tol.atol ?? 1e-6;
+  const rtol = tol.rtol ?? 1e-5;
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length} != expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) || Number.isNaN(a)) {
+      if (Number.isNaN(e) !== Number.isNaN(a)) throw new Error(`${what}[${i}]: got ${a}, expected ${e}`);
+      continue;
+    }
+    if (!Number.isFinite(e) || !Number.isFinite(a)) {
+      if (a !== e) throw new Error(`${what}[${i}]: got ${a}, expected ${e}`);
+      continue;
+    }
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (excess > worstExcess) {
+      worstExcess = excess;
+      worst = i;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} ` +
+        `(|diff| ${Math.abs(actual[worst] - expected[worst]).toExponential(3)} exceeds atol ${atol} + rtol ${rtol}·|expected|)`,
+    );
+  }
+}
+
+/** Row-major CPU broadcast of `data` with `shape` to `target` (for references). */
+export function broadcastCpu(data: ArrayLike<number>, shape: readonly number[], target: readonly number[]): Float64Array {
+  const n = target.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  const lead = target.length - shape.length;
+  const strides: number[] = [];
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = shape[i] === 1 ? 0 : s;
+    s *= shape[i];
+  }
+  for (let i = 0; i < n; i++) {
+    let rem = i;
+    let off = 0;
+    for (let d = target.length - 1; d >= 0; d--) {
+      const c = rem % target[d];
+      rem = Math.floor(rem / target[d]);
+      if (d >= lead) off += c * strides[d - lead];
+    }
+    out[i] = data[off];
+  }
+  return out;
+}
+
+/** CPU permute of a contiguous row-major array. */
+export function permuteCpu(data: ArrayLike<number>, shape: readonly number[], axes: readonly number[]): Float64Array {
+  const outShape = axes.map((a) => shape[a]);
+  const inStrides: number[] = [];
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    inStrides[i] = s;
+    s *= shape[i];
+  }
+  const n = data.length;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let rem = i;
+    let off = 0;
+    for (let d = outShape.length - 1; d >= 0; d--) {
+      const c = rem % outShape[d];
+      rem = Math.floor(rem / outShape[d]);
+      off += c * inStrides[axes[d]];
+    }
+    out[i] = data[off];
+  }
+  return out;
+}
