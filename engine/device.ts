@@ -3,7 +3,7 @@
 // engine/node.ts) and imports nothing from Node.
 
 import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, sizeClass } from './buffer-pool.js';
-import { DeviceLostError, GpuError, LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
+import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError } from './errors.js';
 import type { Kernel } from '../kernels/wgsl.js';
 import type { Tensor } from './tensor.js';
 import * as creation from './ops/creation.js';
@@ -15,6 +15,8 @@ export interface DeviceOptions {
   forceFallbackAdapter?: boolean;
   /** Released buffer bytes kept for reuse before buffers are destroyed instead. */
   maxPooledBytes?: number;
+  /** Message for "no adapter" (Node passes the Linux driver recipe; the default suits a browser). */
+  noAdapterHelp?: string;
   /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
   debugWgsl?: boolean | string;
 }
@@ -72,7 +74,7 @@ export async function createDevice(gpu: GPU | undefined | null, options: DeviceO
     powerPreference: options.powerPreference,
     forceFallbackAdapter: options.forceFallbackAdapter,
   });
-  if (!adapter) throw new NoAdapterError(LINUX_ADAPTER_HELP);
+  if (!adapter) throw new NoAdapterError(options.noAdapterHelp ?? BROWSER_ADAPTER_HELP);
   const name = describeAdapterInfo(adapter.info);
   if (options.adapter && !name.toLowerCase().includes(options.adapter.toLowerCase())) {
     throw new NoAdapterError(`No adapter matches "${options.adapter}"; this one is available: ${name}`);

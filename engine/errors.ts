@@ -36,3 +36,9 @@ export const LINUX_ADAPTER_HELP = [
   'With a GPU, install its Vulkan driver (NVIDIA: the proprietary driver; AMD/Intel: mesa-vulkan-drivers).',
   'Check with `vitgpu devices`; pick one with --adapter NAME or VITGPU_ADAPTER=NAME.',
 ].join('\n');
+
+export const BROWSER_ADAPTER_HELP = [
+  'No WebGPU adapter available (navigator.gpu.requestAdapter() returned null).',
+  'Enable WebGPU in this browser (Chrome/Edge 113+; on Linux start Chromium with --enable-unsafe-webgpu,',
+  'and on machines without a GPU its SwiftShader fallback is used), or check chrome://gpu.',
+].join('\n');

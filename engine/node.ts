@@ -68,7 +68,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
   const gpu = create(dawnFlags(adapterName, backend));
   try {
     // Dawn does its own name matching; don't match again against a differently formatted name.
-    const device = await createDevice(gpu, { ...options, adapter: undefined });
+    const device = await createDevice(gpu, { ...options, adapter: undefined, noAdapterHelp: LINUX_ADAPTER_HELP });
     instances.set(device, gpu);
     device.onDestroy(() => instances.delete(device));
     return device;

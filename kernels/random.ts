@@ -44,7 +44,8 @@ export function randomKernel(dist: RandomDistribution): Kernel {
   let u1 = vec2<f32>(toUnit(r.x), toUnit(r.z)) + 5.9604644775390625e-8;
   let u2 = vec2<f32>(toUnit(r.y), toUnit(r.w));
   let rad = sqrt(-2.0 * log(u1));
-  let th = 6.283185307179586 * u2;
+  // Angles in [-pi, pi): the range where WGSL bounds sin/cos error.
+  let th = 6.283185307179586 * u2 - 3.141592653589793;
   let v = vec4<f32>(rad.x * cos(th.x), rad.x * sin(th.x), rad.y * cos(th.y), rad.y * sin(th.y)) * pf(4u) + pf(3u);`;
     const source = `// random ${dist} (Philox4x32-10)
 ${paramsBlock(PARAM_WORDS)}
@@ -111,7 +112,7 @@ export function randomCpu(dist: RandomDistribution, n: number, seed: number, str
       const u1 = [unit(r[0]) + 5.9604644775390625e-8, unit(r[2]) + 5.9604644775390625e-8];
       const u2 = [unit(r[1]), unit(r[3])];
       const rad = u1.map((u) => Math.sqrt(-2 * Math.log(u)));
-      const th = u2.map((u) => 2 * Math.PI * u);
+      const th = u2.map((u) => Math.fround(2 * Math.PI * u - Math.PI));
       v = [rad[0] * Math.cos(th[0]), rad[0] * Math.sin(th[0]), rad[1] * Math.cos(th[1]), rad[1] * Math.sin(th[1])].map((x) => x * b + a);
     }
     for (let j = 0; j < 4 && g * 4 + j < n; j++) out[g * 4 + j] = v[j];
