@@ -4,6 +4,7 @@
 export { createDevice, Device, describeAdapterInfo, WANTED_FEATURES, type DeviceInfo, type DeviceOptions } from './device.js';
 export { Tensor, Storage } from './tensor.js';
 export { tidy, keep } from './scope.js';
+export { noGrad, isGradEnabled, backward, GradNode } from './autograd.js';
 export { type MemoryStats, sizeClass } from './buffer-pool.js';
 export * from './errors.js';
 export { tensor, full, randn, rand, arange, type TensorData } from './ops/creation.js';

@@ -6,6 +6,7 @@ import type { Device } from './device.js';
 import type { PooledBuffer } from './buffer-pool.js';
 import { DisposedError, ShapeError } from './errors.js';
 import { trackInScope } from './scope.js';
+import { backward, type GradNode } from './autograd.js';
 import { contiguousStrides, isContiguous, shapeStr, sizeOf, type Shape } from './shape.js';
 import * as ew from './ops/elementwise.js';
 import * as red from './ops/reduce.js';
@@ -33,6 +34,10 @@ export class Tensor {
   readonly strides: readonly number[];
   readonly size: number;
   private disposed = false;
+  /** Set on leaves (parameters, inputs) whose gradient backward() should compute. */
+  requiresGrad = false;
+  private gradTensor: Tensor | null = null;
+  private node: GradNode | null = null;
 
   constructor(
     readonly device: Device,
@@ -75,6 +80,59 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     this.storage.release();
+    if (this.node) {
+      this.node.ownerDisposed = true;
+      this.node.maybeRelease();
+    }
+  }
+
+  /** A new view of the same data and shape (its own dispose()). */
+  view(): Tensor {
+    this.assertAlive('view');
+    return new Tensor(this.device, this.storage, this.shape, this.strides, this.offset);
+  }
+
+  /** The op that produced this tensor, when gradients flow through it. */
+  get gradFn(): GradNode | null {
+    return this.node;
+  }
+
+  setGradFn(node: GradNode): void {
+    this.node = node;
+    this.requiresGrad = true;
+  }
+
+  /** Accumulated gradient of a leaf after backward(); owned by the tensor (not by any tidy scope). */
+  get grad(): Tensor | null {
+    return this.gradTensor;
+  }
+
+  setGrad(g: Tensor | null): void {
+    this.gradTensor = g;
+  }
+
+  /** Frees the accumulated gradient. */
+  zeroGrad(): void {
+    this.gradTensor?.dispose();
+    this.gradTensor = null;
+  }
+
+  /** Marks this leaf as needing a gradient; returns it. */
+  requireGrad(flag = true): this {
+    if (this.node && !flag) throw new ShapeError('requireGrad(false) on a tensor computed from tensors that require grad; use detach()');
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** A view of the same data that is a leaf without a graph. */
+  detach(): Tensor {
+    this.assertAlive('detach');
+    return new Tensor(this.device, this.storage, this.shape, this.strides, this.offset);
+  }
+
+  /** Backpropagates from this scalar (or with an explicit output gradient). */
+  backward(grad?: Tensor): void {
+    backward(this, grad);
   }
 
   /** Reads the tensor back as a Float32Array (row-major). */
@@ -117,6 +175,8 @@ export class Tensor {
   // ---- elementwise ----
   add(other: Tensor | Scalar): Tensor { return ew.add(this, other); }
   sub(other: Tensor | Scalar): Tensor { return ew.sub(this, other); }
+  /** value - this */
+  rsub(value: Scalar): Tensor { return ew.sub(value, this); }
   mul(other: Tensor | Scalar): Tensor { return ew.mul(this, other); }
   div(other: Tensor | Scalar): Tensor { return ew.div(this, other); }
   pow(other: Tensor | Scalar): Tensor { return ew.pow(this, other); }

@@ -86,6 +86,18 @@ export const ELEMENTWISE_OPS = {
   divScalar: { inputs: 1, wgsl: 'x0 / s0', cpu: ([a], [s]) => a / s },
   powScalar: { inputs: 1, wgsl: 'pow_f32(x0, s0)', helpers: POW_WGSL, cpu: ([a], [s]) => Math.pow(a, s) },
   clamp: { inputs: 1, wgsl: 'clamp(x0, s0, s1)', cpu: ([a], [lo, hi]) => Math.min(Math.max(a, lo), hi) },
+  // Gradient helpers: x0 is the forward input, x1 the incoming gradient.
+  reluGrad: { inputs: 2, wgsl: 'select(0.0, x1, x0 > 0.0)', cpu: ([x, g]) => (x > 0 ? g : 0) },
+  geluGrad: {
+    inputs: 2,
+    // d/dx [x·Φ(x)] = Φ(x) + x·φ(x)
+    wgsl: 'x1 * (0.5 * (1.0 + erf_f32(x0 * 0.7071067811865476)) + x0 * 0.3989422804014327 * exp(-0.5 * x0 * x0))',
+    helpers: ERF_WGSL,
+    cpu: ([x, g]) => g * (0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI)),
+  },
+  clampGrad: { inputs: 2, wgsl: 'select(0.0, x1, x0 >= s0 && x0 <= s1)', cpu: ([x, g], [lo, hi]) => (x >= lo && x <= hi ? g : 0) },
+  greaterEqual: { inputs: 2, wgsl: 'select(0.0, 1.0, x0 >= x1)', cpu: ([a, b]) => (a >= b ? 1 : 0) },
+  equal: { inputs: 2, wgsl: 'select(0.0, 1.0, x0 == x1)', cpu: ([a, b]) => (a === b ? 1 : 0) },
   /** where(cond, a, b): cond != 0 picks a. */
   where: { inputs: 3, wgsl: 'select(x2, x1, x0 != 0.0)', cpu: ([c, a, b]) => (c !== 0 ? a : b) },
 } satisfies Record<string, ElementwiseOp>;

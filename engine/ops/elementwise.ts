@@ -1,7 +1,9 @@
-// Elementwise ops with NumPy broadcasting; the kernels are in kernels/elementwise.ts.
+// Elementwise ops with NumPy broadcasting; kernels in kernels/elementwise.ts. Each op's backward rule
+// sits in RULES below, beside the op table; gradients of broadcast inputs are summed back to shape.
 
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
+import { needsGrad, record } from '../autograd.js';
 import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, shapeStr, sizeOf } from '../shape.js';
 import {
   ELEMENTWISE_OPS,
@@ -41,7 +43,82 @@ export function writeElementwise(op: ElementwiseOpName, out: Tensor, inputs: rea
   );
 }
 
-/** A new contiguous tensor holding `op` applied to `inputs` with broadcasting. */
+/** Sums a broadcast gradient back to `shape` (the inverse of broadcasting). */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return g.sum(axes, true).reshape(shape);
+}
+
+type Saved = 'x0' | 'x1' | 'x2' | 'out';
+
+interface Rule {
+  save: readonly Saved[];
+  /** Gradients for each input, before summing over broadcast axes. */
+  grad: (g: Tensor, saved: readonly Tensor[], s: readonly number[]) => (Tensor | null)[];
+}
+
+const RULES: Partial<Record<ElementwiseOpName, Rule>> = {
+  identity: { save: [], grad: (g) => [g] },
+  neg: { save: [], grad: (g) => [g.neg()] },
+  exp: { save: ['out'], grad: (g, [y]) => [g.mul(y)] },
+  log: { save: ['x0'], grad: (g, [x]) => [g.div(x)] },
+  sqrt: { save: ['out'], grad: (g, [y]) => [g.div(y.mul(2))] },
+  rsqrt: { save: ['out'], grad: (g, [y]) => [g.mul(y.pow(3)).mul(-0.5)] },
+  abs: { save: ['x0'], grad: (g, [x]) => [g.mul(x.sign())] },
+  sign: { save: [], grad: () => [null] },
+  square: { save: ['x0'], grad: (g, [x]) => [g.mul(x).mul(2)] },
+  reciprocal: { save: ['out'], grad: (g, [y]) => [g.mul(y.square()).neg()] },
+  sin: { save: ['x0'], grad: (g, [x]) => [g.mul(x.cos())] },
+  cos: { save: ['x0'], grad: (g, [x]) => [g.mul(x.sin()).neg()] },
+  tanh: { save: ['out'], grad: (g, [y]) => [g.mul(y.square().rsub(1))] },
+  sigmoid: { save: ['out'], grad: (g, [y]) => [g.mul(y).mul(y.rsub(1))] },
+  relu: { save: ['x0'], grad: (g, [x]) => [elementwise('reluGrad', [x, g])] },
+  gelu: { save: ['x0'], grad: (g, [x]) => [elementwise('geluGrad', [x, g])] },
+  add: { save: [], grad: (g) => [g, g] },
+  sub: { save: [], grad: (g) => [g, g.neg()] },
+  mul: { save: ['x0', 'x1'], grad: (g, [a, b]) => [g.mul(b), g.mul(a)] },
+  div: { save: ['x0', 'x1'], grad: (g, [a, b]) => [g.div(b), g.mul(a).div(b.square()).neg()] },
+  pow: {
+    save: ['x0', 'x1', 'out'],
+    // d/da a^b = b·a^(b-1); d/db a^b = a^b·log(a) (defined for a > 0, as in PyTorch).
+    grad: (g, [a, b, y]) => [g.mul(b).mul(a.pow(b.sub(1))), g.mul(y).mul(a.log())],
+  },
+  maximum: {
+    save: ['x0', 'x1'],
+    grad: (g, [a, b]) => {
+      const m = elementwise('greaterEqual', [a, b]);
+      return [g.mul(m), g.mul(m.rsub(1))];
+    },
+  },
+  minimum: {
+    save: ['x0', 'x1'],
+    grad: (g, [a, b]) => {
+      const m = elementwise('greaterEqual', [b, a]);
+      return [g.mul(m), g.mul(m.rsub(1))];
+    },
+  },
+  addScalar: { save: [], grad: (g) => [g] },
+  mulScalar: { save: [], grad: (g, _, [s]) => [g.mul(s)] },
+  divScalar: { save: [], grad: (g, _, [s]) => [g.div(s)] },
+  rsubScalar: { save: [], grad: (g) => [g.neg()] },
+  rdivScalar: { save: ['out'], grad: (g, [y], [s]) => [g.mul(y.square()).div(-s)] },
+  powScalar: { save: ['x0'], grad: (g, [x], [s]) => [g.mul(x.pow(s - 1)).mul(s)] },
+  clamp: { save: ['x0'], grad: (g, [x], [lo, hi]) => [elementwise('clampGrad', [x, g], [lo, hi])] },
+  where: {
+    save: ['x0'],
+    grad: (g, [c]) => {
+      const zero = g.device.zeros([]);
+      return [null, elementwise('where', [c, g, zero]), elementwise('where', [c, zero, g])];
+    },
+  },
+};
+
+/** A new contiguous tensor holding `op` applied to `inputs` with broadcasting (differentiable where RULES has the op). */
 export function elementwise(op: ElementwiseOpName, inputs: readonly Tensor[], scalars: readonly number[] = []): Tensor {
   checkInputs(op, inputs);
   const expected = ELEMENTWISE_OPS[op].inputs;
@@ -50,6 +127,13 @@ export function elementwise(op: ElementwiseOpName, inputs: readonly Tensor[], sc
   for (let k = 1; k < inputs.length; k++) shape = broadcastShapes(shape, inputs[k].shape, op);
   const out = Tensor.empty(inputs[0].device, shape);
   if (sizeOf(shape) > 0) writeElementwise(op, out, inputs, scalars);
+  if (needsGrad(...inputs)) {
+    const rule = RULES[op];
+    if (!rule) throw new ShapeError(`${op} is not differentiable`);
+    const saved = rule.save.map((k) => (k === 'out' ? out : inputs[Number(k[1])]));
+    const shapes = inputs.map((t) => t.shape);
+    record(out, op, inputs, saved, (g, sv) => rule.grad(g, sv, scalars).map((gi, i) => (gi ? sumToShape(gi, shapes[i]) : null)));
+  }
   return out;
 }
 

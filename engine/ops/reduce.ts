@@ -3,6 +3,8 @@
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { collapseDims, normAxis, shapeStr, sizeOf } from '../shape.js';
+import { needsGrad, record } from '../autograd.js';
+import { elementwise } from './elementwise.js';
 import { REDUCE_CHUNK, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
 
 export function normAxes(axes: number | readonly number[] | undefined, rank: number, op: string): number[] {
@@ -14,6 +16,27 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
 }
 
 function reduce(op: ReduceOpName, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean, mean: boolean): Tensor {
+  const out = reduceForward(op, x, axes, keepDims, mean);
+  if (!needsGrad(x)) return out;
+  const ax = normAxes(axes, x.rank, op);
+  const kept = x.shape.map((d, i) => (ax.includes(i) ? 1 : d)); // out's shape with keepDims
+  const r = sizeOf(ax.map((i) => x.shape[i]));
+  if (op === 'sum') {
+    // d/dx sum = 1 (mean: 1/R) on every reduced element.
+    return record(out, mean ? 'mean' : 'sum', [x], [], (g) => {
+      const ge = g.reshape(kept).expand(x.shape);
+      return [mean ? ge.mul(1 / r) : ge.contiguous()];
+    });
+  }
+  // max/min: the gradient goes to the extreme elements, split evenly among ties (as torch.amax).
+  return record(out, op, [x], [x, out], (g, [xs, ys]) => {
+    const mask = elementwise('equal', [xs, ys.reshape(kept)]);
+    const count = mask.sum(ax, true);
+    return [mask.mul(g.reshape(kept).div(count))];
+  });
+}
+
+function reduceForward(op: ReduceOpName, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean, mean: boolean): Tensor {
   const name = mean ? 'mean' : op;
   x.assertAlive(name);
   const ax = normAxes(axes, x.rank, name);

@@ -4,18 +4,23 @@
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { broadcastStrides, checkShape, contiguousStrides, normAxis, shapeStr, sizeOf } from '../shape.js';
-import { writeElementwise } from './elementwise.js';
+import { writeElementwise, sumToShape } from './elementwise.js';
+import { needsGrad, record, type BackwardRule } from '../autograd.js';
 
-function view(x: Tensor, shape: readonly number[], strides: readonly number[], offset = x.offset): Tensor {
-  return new Tensor(x.device, x.storage, shape, strides, offset);
+/** A view on x's storage; differentiable through `rule` when x requires grad. */
+function view(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number, name: string, rule: BackwardRule): Tensor {
+  const out = new Tensor(x.device, x.storage, shape, strides, offset);
+  return needsGrad(x) ? record(out, name, [x], [], rule) : out;
 }
+
+const passThrough: BackwardRule = (g) => [g];
 
 export function contiguous(x: Tensor): Tensor {
   x.assertAlive('contiguous');
-  if (x.isContiguous) return view(x, x.shape, contiguousStrides(x.shape));
+  if (x.isContiguous) return view(x, x.shape, contiguousStrides(x.shape), x.offset, 'contiguous', passThrough);
   const out = Tensor.empty(x.device, x.shape);
   writeElementwise('identity', out, [x]);
-  return out;
+  return needsGrad(x) ? record(out, 'contiguous', [x], [], passThrough) : out;
 }
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -34,9 +39,10 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (sizeOf(target) !== x.size) {
     throw new ShapeError(`reshape: cannot reshape ${shapeStr(x.shape)} (${x.size} elements) to ${shapeStr(shape)}`);
   }
-  if (x.isContiguous) return view(x, target, contiguousStrides(target));
+  const rule: BackwardRule = (g) => [g.reshape(x.shape)];
+  if (x.isContiguous) return view(x, target, contiguousStrides(target), x.offset, 'reshape', rule);
   const c = contiguous(x);
-  const out = view(c, target, contiguousStrides(target));
+  const out = view(c, target, contiguousStrides(target), c.offset, 'reshape', (g) => [g.reshape(c.shape)]);
   c.dispose();
   return out;
 }
@@ -47,7 +53,9 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   if (norm.length !== x.rank || new Set(norm).size !== x.rank) {
     throw new ShapeError(`permute: [${axes.join(', ')}] is not a permutation of the ${x.rank} axes of ${shapeStr(x.shape)}`);
   }
-  return view(x, norm.map((a) => x.shape[a]), norm.map((a) => x.strides[a]));
+  const inverse = new Array<number>(norm.length);
+  norm.forEach((a, i) => (inverse[a] = i));
+  return view(x, norm.map((a) => x.shape[a]), norm.map((a) => x.strides[a]), x.offset, 'permute', (g) => [permute(g, inverse)]);
 }
 
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
@@ -68,6 +76,7 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly number
     throw new ShapeError(`slice: more bounds than the ${x.rank} axes of ${shapeStr(x.shape)}`);
   }
   const shape: number[] = [];
+  const starts: number[] = [];
   let offset = x.offset;
   for (let d = 0; d < x.rank; d++) {
     const n = x.shape[d];
@@ -78,9 +87,17 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly number
       throw new ShapeError(`slice: bounds [${begin[d] ?? 0}, ${end?.[d] ?? n}) are out of range for axis ${d} of ${shapeStr(x.shape)}`);
     }
     shape.push(e - b);
+    starts.push(b);
     offset += b * x.strides[d];
   }
-  return view(x, shape, x.strides, offset);
+  return view(x, shape, x.strides, offset, 'slice', (g) => {
+    // The gradient is zero outside the slice.
+    const full = g.device.zeros(x.shape);
+    const dst = slice(full, starts, starts.map((b, d) => b + shape[d]));
+    writeElementwise('identity', dst, [g]);
+    dst.dispose();
+    return [full];
+  });
 }
 
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
@@ -94,18 +111,18 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   x.assertAlive('expand');
   checkShape(shape, 'expand');
-  return view(x, shape, broadcastStrides(x.shape, x.strides, shape, 'expand'));
+  return view(x, shape, broadcastStrides(x.shape, x.strides, shape, 'expand'), x.offset, 'expand', (g) => [sumToShape(g, x.shape)]);
 }
 
 export function squeeze(x: Tensor, axis?: number): Tensor {
   x.assertAlive('squeeze');
   if (axis === undefined) {
     const keep = x.shape.map((d, i) => (d !== 1 ? i : -1)).filter((i) => i >= 0);
-    return view(x, keep.map((i) => x.shape[i]), keep.map((i) => x.strides[i]));
+    return view(x, keep.map((i) => x.shape[i]), keep.map((i) => x.strides[i]), x.offset, 'squeeze', (g) => [g.reshape(x.shape)]);
   }
   const a = normAxis(axis, x.rank, 'squeeze');
   if (x.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${axis} of ${shapeStr(x.shape)} has size ${x.shape[a]}, not 1`);
-  return view(x, x.shape.filter((_, i) => i !== a), x.strides.filter((_, i) => i !== a));
+  return view(x, x.shape.filter((_, i) => i !== a), x.strides.filter((_, i) => i !== a), x.offset, 'squeeze', (g) => [g.reshape(x.shape)]);
 }
 
 export function unsqueeze(x: Tensor, axis: number): Tensor {
@@ -115,7 +132,7 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   const strides = [...x.strides];
   shape.splice(a, 0, 1);
   strides.splice(a, 0, a < x.rank ? x.strides[a] * x.shape[a] : 1);
-  return view(x, shape, strides);
+  return view(x, shape, strides, x.offset, 'unsqueeze', (g) => [g.reshape(x.shape)]);
 }
 
 /** Joins tensors along `axis`; all other axes must match. */
@@ -142,5 +159,14 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
     }
     pos += t.shape[a];
   }
-  return out;
+  if (!needsGrad(...tensors)) return out;
+  const sizes = tensors.map((t) => t.shape[a]);
+  return record(out, 'concat', tensors, [], (g) => {
+    let p = 0;
+    return sizes.map((n) => {
+      const part = narrow(g, a, p, n).contiguous();
+      p += n;
+      return part;
+    });
+  });
 }

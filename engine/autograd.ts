@@ -1,0 +1,184 @@
+// Reverse-mode automatic differentiation.
+//
+// An op whose inputs require gradients calls `record()` with its backward rule, written right under
+// its forward (see engine/ops/*). The rule receives the tensors it saved and the output's gradient and
+// returns one gradient per input (null where none flows). `backward()` visits the graph in reverse
+// topological order, sums the gradients of tensors used more than once, stores leaf gradients in
+// `.grad`, and frees each node's saved tensors as soon as its rule has run.
+//
+// A node also goes away without backward(): when the tensor it produced is disposed and no later node
+// refers to it, it releases its saved tensors and lets go of its inputs' nodes in turn. So a forward
+// pass inside tidy() frees its graph with its tensors.
+
+import type { Tensor } from './tensor.js';
+import { keep, tidy } from './scope.js';
+import { ShapeError, VitgpuError } from './errors.js';
+import { shapeStr } from './shape.js';
+
+let gradEnabled = true;
+
+/** Runs `fn` without recording any graph (evaluation, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** True when an op on these inputs must record its backward. */
+export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}
+
+export type BackwardRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
+
+export class GradNode {
+  /** Number of later nodes that have this node's output among their inputs. */
+  consumers = 0;
+  ownerDisposed = false;
+  released = false;
+
+  constructor(
+    readonly name: string,
+    readonly inputs: readonly Tensor[],
+    /** Views that keep the data the rule needs alive (untracked by scopes). */
+    readonly saved: readonly Tensor[],
+    readonly rule: BackwardRule,
+  ) {
+    for (const t of inputs) if (t.gradFn) t.gradFn.consumers++;
+  }
+
+  /**
+   * Frees what this node holds. With `cascade`, input nodes nobody needs any more are released too;
+   * backward() passes false, as it visits (and releases) every node of the graph itself.
+   */
+  release(cascade = true): void {
+    if (this.released) return;
+    this.released = true;
+    for (const s of this.saved) s.dispose();
+    for (const t of this.inputs) {
+      const n = t.gradFn;
+      if (n) {
+        n.consumers--;
+        if (cascade) n.maybeRelease();
+      }
+    }
+  }
+
+  maybeRelease(): void {
+    if (this.ownerDisposed && this.consumers <= 0) this.release();
+  }
+}
+
+/**
+ * Marks `out` as produced by an op with backward `rule`. `saved` are tensors the rule reads (inputs or
+ * outputs); they stay alive until the rule has run or the graph is dropped.
+ */
+export function record(out: Tensor, name: string, inputs: readonly Tensor[], saved: readonly Tensor[], rule: BackwardRule): Tensor {
+  const views = saved.map((t) => keep(t.view()));
+  out.setGradFn(new GradNode(name, inputs, views, rule));
+  return out;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative DFS: ViT-B graphs are thousands of nodes deep.
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i];
+      if (!visited.has(next) && next.requiresGrad) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order.reverse();
+}
+
+/** Backpropagates from `root` (a scalar unless `grad` is given) into the `.grad` of every leaf. */
+export function backward(root: Tensor, grad?: Tensor): void {
+  root.assertAlive('backward');
+  if (!root.requiresGrad) throw new VitgpuError('backward: the tensor does not require grad (no input had requiresGrad set)');
+  if (!grad && root.size !== 1) {
+    throw new ShapeError(`backward: ${shapeStr(root.shape)} is not a scalar; pass the output gradient explicitly`);
+  }
+  if (grad && grad.shape.join() !== root.shape.join()) {
+    throw new ShapeError(`backward: gradient ${shapeStr(grad.shape)} does not match output ${shapeStr(root.shape)}`);
+  }
+  if (root.gradFn?.released) throw new VitgpuError('backward: the graph was already freed (backward runs once per forward pass)');
+
+  noGrad(() => {
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(root, keep(grad ? grad.view() : root.device.ones(root.shape)));
+    for (const t of topoOrder(root)) {
+      const g = grads.get(t);
+      grads.delete(t);
+      const node = t.gradFn;
+      if (!g) {
+        node?.release(false);
+        continue;
+      }
+      if (!node) {
+        // A leaf: accumulate into .grad.
+        if (t.grad) {
+          const sum = keep(tidy(() => t.grad!.add(g)));
+          t.grad.dispose();
+          g.dispose();
+          t.setGrad(sum);
+        } else {
+          t.setGrad(g);
+        }
+        continue;
+      }
+      if (node.released) throw new VitgpuError(`backward: the graph of ${node.name} was already freed`);
+      const inputGrads = tidy(() => {
+        const r = node.rule(g, node.saved);
+        // Each gradient must be its own tensor: the rule may pass `g` (or one result) through twice.
+        const seen = new Set<Tensor>([g]);
+        return node.inputs.map((inp, i) => {
+          const gi = r[i];
+          if (!gi || !inp.requiresGrad) return null;
+          if (gi.shape.join() !== inp.shape.join()) {
+            throw new ShapeError(`backward of ${node.name}: gradient ${shapeStr(gi.shape)} for input ${i} of shape ${shapeStr(inp.shape)}`);
+          }
+          const own = seen.has(gi) ? gi.view() : gi;
+          seen.add(gi);
+          return own;
+        });
+      });
+      g.dispose();
+      node.release(false);
+      node.inputs.forEach((inp, i) => {
+        const gi = inputGrads[i];
+        if (!gi) return;
+        keep(gi);
+        const prev = grads.get(inp);
+        if (prev) {
+          grads.set(inp, keep(tidy(() => prev.add(gi))));
+          prev.dispose();
+          gi.dispose();
+        } else {
+          grads.set(inp, gi);
+        }
+      });
+    }
+    for (const g of grads.values()) g.dispose();
+  });
+}
