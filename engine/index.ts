@@ -13,3 +13,5 @@ export { sum, mean, max, min } from './ops/reduce.js';
 export { reshape, permute, transpose, slice, narrow, expand, squeeze, unsqueeze, contiguous, concat } from './ops/views.js';
 export { matmul } from './ops/matmul.js';
 export { broadcastShapes, sizeOf, contiguousStrides } from './shape.js';
+export { layerNorm, softmax, bceWithLogits, type BceOptions } from './ops/nn.js';
+export { AdamW, gradNormScale, type AdamWOptions } from './optim.js';

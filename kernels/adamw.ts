@@ -1,0 +1,74 @@
+// AdamW (Loshchilov & Hutter; PyTorch's torch.optim.AdamW): decoupled weight decay, bias correction.
+//   g ← g · clip                      (clip: global-norm scale, read from a GPU scalar)
+//   p ← p − lr·wd·p
+//   m ← β1·m + (1−β1)·g ;  v ← β2·v + (1−β2)·g²
+//   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + eps)
+// One kernel updates a parameter, its two moment buffers and reads its gradient in a single pass.
+
+import { Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
+
+const WG = 256;
+
+// Params: [n, pOffset, gOffset, lr, beta1, beta2, eps, wd, bc1, bc2]
+export function adamwKernel(): Kernel {
+  return defineKernel('adamw', () => ({
+    name: 'adamw',
+    paramWords: 10,
+    source: `// AdamW step
+${paramsBlock(10)}
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> g: array<f32>;
+@group(0) @binding(5) var<storage, read> clip: array<f32>;
+${linearIndex(WG)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(gid, nwg);
+  if (i >= pu(0u)) { return; }
+  let lr = pf(3u); let b1 = pf(4u); let b2 = pf(5u); let eps = pf(6u); let wd = pf(7u);
+  let grad = g[pu(2u) + i] * clip[0];
+  let pi = pu(1u) + i;
+  var w = p[pi];
+  w = w - lr * wd * w;
+  let mi = b1 * m[i] + (1.0 - b1) * grad;
+  let vi = b2 * v[i] + (1.0 - b2) * grad * grad;
+  m[i] = mi;
+  v[i] = vi;
+  p[pi] = w - lr * (mi / pf(8u)) / (sqrt(vi / pf(9u)) + eps);
+}
+`,
+  }));
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export function adamwParams(n: number, pOffset: number, gOffset: number, h: AdamWHyper, step: number): Uint32Array {
+  return new Params()
+    .u32(n, pOffset, gOffset)
+    .f32(h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, 1 - h.beta1 ** step, 1 - h.beta2 ** step)
+    .toArray();
+}
+
+export function adamwWorkgroups(n: number): [number, number] {
+  return grid1d(n, WG);
+}
+
+/** CPU reference (f64): one step on flat arrays, updating p, m, v in place. */
+export function adamwCpu(p: Float64Array, g: ArrayLike<number>, m: Float64Array, v: Float64Array, h: AdamWHyper, step: number, clip = 1): void {
+  const bc1 = 1 - h.beta1 ** step;
+  const bc2 = 1 - h.beta2 ** step;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i] * clip;
+    p[i] -= h.lr * h.weightDecay * p[i];
+    m[i] = h.beta1 * m[i] + (1 - h.beta1) * gi;
+    v[i] = h.beta2 * v[i] + (1 - h.beta2) * gi * gi;
+    p[i] -= (h.lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + h.eps);
+  }
+}
