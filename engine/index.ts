@@ -11,7 +11,8 @@ export { tensor, full, randn, rand, arange, type TensorData } from './ops/creati
 export { add, sub, mul, div, pow, maximum, minimum, clamp, where, unary, elementwise } from './ops/elementwise.js';
 export { sum, mean, max, min } from './ops/reduce.js';
 export { reshape, permute, transpose, slice, narrow, expand, squeeze, unsqueeze, contiguous, concat } from './ops/views.js';
-export { matmul } from './ops/matmul.js';
+export { matmul, linear, type LinearOptions } from './ops/linear.js';
 export { broadcastShapes, sizeOf, contiguousStrides } from './shape.js';
 export { layerNorm, softmax, bceWithLogits, type BceOptions } from './ops/nn.js';
 export { AdamW, gradNormScale, type AdamWOptions } from './optim.js';
+export { attention } from './ops/attention.js';

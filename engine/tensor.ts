@@ -11,7 +11,7 @@ import { contiguousStrides, isContiguous, shapeStr, sizeOf, type Shape } from '.
 import * as ew from './ops/elementwise.js';
 import * as red from './ops/reduce.js';
 import * as views from './ops/views.js';
-import { matmul } from './ops/matmul.js';
+import { matmul } from './ops/linear.js';
 
 export class Storage {
   private refs = 0;
