@@ -16,3 +16,4 @@ export { broadcastShapes, sizeOf, contiguousStrides } from './shape.js';
 export { layerNorm, softmax, bceWithLogits, type BceOptions } from './ops/nn.js';
 export { AdamW, gradNormScale, type AdamWOptions } from './optim.js';
 export { attention } from './ops/attention.js';
+export { patchEmbed, patchEmbedCpu } from './ops/conv.js';
