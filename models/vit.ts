@@ -1,0 +1,256 @@
+// A configurable Vision Transformer (ViT-B/16, ViT-B/14 as in timm and DINOv2) on the engine's ops.
+// Parameters carry timm's names (the canonical naming; models/checkpoint.ts maps the others onto it),
+// so checkpoints save and load by name. Browser-safe.
+
+import type { Device } from '../engine/device.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ShapeError, VitgpuError } from '../engine/errors.js';
+import { attention } from '../engine/ops/attention.js';
+import { concat } from '../engine/ops/views.js';
+import { layerNorm } from '../engine/ops/nn.js';
+import { linear } from '../engine/ops/linear.js';
+import { patchEmbed } from '../engine/ops/conv.js';
+import { keep } from '../engine/scope.js';
+import { noGrad } from '../engine/autograd.js';
+import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
+
+export interface VitConfig {
+  /** Preset or free-form name, recorded in checkpoints. */
+  name: string;
+  patchSize: number;
+  /** Input size the model runs at (square). */
+  imageSize: number;
+  width: number;
+  depth: number;
+  heads: number;
+  mlpWidth: number;
+  /** DINOv2's per-channel residual scales (ls1, ls2). */
+  layerScale: boolean;
+  qkvBias: boolean;
+  /** LayerNorm epsilon: 1e-6 (timm, DINOv2) or 1e-12 (HF ViT). */
+  eps: number;
+  /** DINOv2-style register tokens (0 for none). */
+  registers: number;
+  /** Classification labels; 0 for no head (features only). */
+  labels: number;
+  /** Side of the stored positional grid (37 for DINOv2's 518 px); defaults to imageSize / patchSize. */
+  posGrid?: number;
+  /** How a stored grid of another size is resized to the input's (see models/pos-embed.ts). */
+  posResize?: PosResizeMode;
+}
+
+const VIT_B = { width: 768, depth: 12, heads: 12, mlpWidth: 3072, qkvBias: true, registers: 0, labels: 0 };
+
+export const PRESETS: Record<string, Omit<VitConfig, 'name'>> = {
+  /** timm vit_base_patch16_224 (ImageNet-21K AugReg), HF google/vit-base-patch16-224-in21k (eps 1e-12). */
+  'vit-b16': { ...VIT_B, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
+  /** DINOv2 ViT-B/14: LayerScale, stored 37×37 grid (518 px), run at 224 px as in the paper. */
+  'vit-b14': { ...VIT_B, patchSize: 14, imageSize: 224, layerScale: true, eps: 1e-6, posGrid: 37, posResize: 'dinov2-hub' },
+  'vit-s16': { ...VIT_B, width: 384, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
+  'vit-ti16': { ...VIT_B, width: 192, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
+  /** Tiny configs for tests and CPU demos. */
+  'vit-tiny-test': { width: 32, depth: 2, heads: 2, mlpWidth: 64, patchSize: 8, imageSize: 32, layerScale: false, eps: 1e-6, qkvBias: true, registers: 0, labels: 0 },
+  'vit-micro': { width: 64, depth: 4, heads: 4, mlpWidth: 128, patchSize: 8, imageSize: 64, layerScale: false, eps: 1e-6, qkvBias: true, registers: 0, labels: 0 },
+};
+
+export function presetConfig(name: string, overrides: Partial<VitConfig> = {}): VitConfig {
+  const p = PRESETS[name];
+  if (!p) throw new VitgpuError(`unknown architecture "${name}"; known: ${Object.keys(PRESETS).join(', ')}`);
+  return { name, ...p, ...overrides };
+}
+
+export function validateConfig(c: VitConfig): void {
+  const bad = (what: string) => {
+    throw new VitgpuError(`ViT config "${c.name}": ${what}`);
+  };
+  for (const k of ['patchSize', 'imageSize', 'width', 'depth', 'heads', 'mlpWidth'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) bad(`${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (c.width % c.heads !== 0) bad(`width ${c.width} is not divisible by ${c.heads} heads`);
+  if (c.imageSize < c.patchSize) bad(`image size ${c.imageSize} is smaller than the patch size ${c.patchSize}`);
+  if (!Number.isInteger(c.registers) || c.registers < 0) bad(`registers must be >= 0`);
+  if (!Number.isInteger(c.labels) || c.labels < 0) bad(`labels must be >= 0`);
+}
+
+/** Canonical parameter names and shapes of a config, in a stable order. */
+export function parameterShapes(c: VitConfig): [string, number[]][] {
+  const d = c.width;
+  const grid = c.posGrid ?? Math.floor(c.imageSize / c.patchSize);
+  const out: [string, number[]][] = [
+    ['cls_token', [1, 1, d]],
+    ['pos_embed', [1, grid * grid + 1, d]],
+    ['patch_embed.proj.weight', [d, 3, c.patchSize, c.patchSize]],
+    ['patch_embed.proj.bias', [d]],
+  ];
+  if (c.registers > 0) out.push(['reg_token', [1, c.registers, d]]);
+  for (let l = 0; l < c.depth; l++) {
+    const b = `blocks.${l}`;
+    out.push([`${b}.norm1.weight`, [d]], [`${b}.norm1.bias`, [d]]);
+    out.push([`${b}.attn.qkv.weight`, [3 * d, d]]);
+    if (c.qkvBias) out.push([`${b}.attn.qkv.bias`, [3 * d]]);
+    out.push([`${b}.attn.proj.weight`, [d, d]], [`${b}.attn.proj.bias`, [d]]);
+    if (c.layerScale) out.push([`${b}.ls1.gamma`, [d]]);
+    out.push([`${b}.norm2.weight`, [d]], [`${b}.norm2.bias`, [d]]);
+    out.push([`${b}.mlp.fc1.weight`, [c.mlpWidth, d]], [`${b}.mlp.fc1.bias`, [c.mlpWidth]]);
+    out.push([`${b}.mlp.fc2.weight`, [d, c.mlpWidth]], [`${b}.mlp.fc2.bias`, [d]]);
+    if (c.layerScale) out.push([`${b}.ls2.gamma`, [d]]);
+  }
+  out.push(['norm.weight', [d]], ['norm.bias', [d]]);
+  if (c.labels > 0) out.push(['head.weight', [c.labels, d]], ['head.bias', [c.labels]]);
+  return out;
+}
+
+export interface VitOutput {
+  /** Final-norm CLS token [B, width]. */
+  embedding: Tensor;
+  /** Head output [B, labels], or null without a head. */
+  logits: Tensor | null;
+}
+
+export class VisionTransformer {
+  readonly params = new Map<string, Tensor>();
+  private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
+
+  constructor(readonly device: Device, readonly config: VitConfig, opts: { seed?: number } = {}) {
+    validateConfig(config);
+    const seed = opts.seed ?? 0;
+    parameterShapes(config).forEach(([name, shape], i) => {
+      this.params.set(name, keep(this.initParam(name, shape, seed * 7919 + i)).requireGrad());
+    });
+  }
+
+  /** timm's initialization: normal(0.02) weights and embeddings, zero biases, unit norms, LayerScale 1e-5. */
+  private initParam(name: string, shape: number[], seed: number): Tensor {
+    const d = this.device;
+    if (name.endsWith('.bias')) return d.zeros(shape);
+    if (/norm\d?\.weight$/.test(name) || name === 'norm.weight') return d.ones(shape);
+    if (name.endsWith('.gamma')) return d.full(shape, 1e-5);
+    if (name === 'cls_token' || name === 'reg_token') return d.randn(shape, { seed, std: 1e-6 });
+    return d.randn(shape, { seed, std: 0.02 });
+  }
+
+  get gridSize(): number {
+    return Math.floor(this.config.imageSize / this.config.patchSize);
+  }
+
+  param(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new VitgpuError(`model ${this.config.name} has no parameter "${name}"`);
+    return t;
+  }
+
+  parameters(): Tensor[] {
+    return [...this.params.values()];
+  }
+
+  /** Replaces a parameter's values (shape must match); the tensor stays the same object. */
+  setParam(name: string, values: Float32Array): void {
+    const p = this.param(name);
+    if (values.length !== p.size) {
+      throw new ShapeError(`parameter ${name}: ${values.length} values for shape [${p.shape.join(', ')}]`);
+    }
+    // Queue writes run before unsubmitted work: submit what may still read the old values first.
+    this.device.flush();
+    this.device.gpu.queue.writeBuffer(p.storage.buffer.buffer, p.offset * 4, values.buffer, values.byteOffset, values.byteLength);
+  }
+
+  /** Replaces the classification head with a fresh one for `labels` outputs (0 removes it). */
+  resetHead(labels: number, seed = 0): void {
+    for (const n of ['head.weight', 'head.bias']) {
+      this.params.get(n)?.dispose();
+      this.params.delete(n);
+    }
+    (this.config as { labels: number }).labels = labels;
+    if (labels > 0) {
+      this.params.set('head.weight', keep(this.device.randn([labels, this.config.width], { seed, std: 0.02 })).requireGrad());
+      this.params.set('head.bias', keep(this.device.zeros([labels])).requireGrad());
+    }
+  }
+
+  /** Positional embeddings for a gh×gw patch grid: [1, 1 + gh·gw, D] (resized when the stored grid differs). */
+  positions(gh: number, gw: number): Tensor {
+    const pos = this.param('pos_embed');
+    const stored = Math.round(Math.sqrt(pos.shape[1] - 1));
+    if (stored * stored !== pos.shape[1] - 1) throw new ShapeError(`pos_embed ${pos.shape[1] - 1} positions do not form a square grid`);
+    const d = this.config.width;
+    if (stored === gh && stored === gw) return pos;
+    // Bicubic resize is linear in the grid: two constant matrices, so gradients reach the stored grid.
+    const key = `${gh}x${gw}`;
+    let mats = this.resizeCache.get(key);
+    if (!mats) {
+      const mode = this.config.posResize ?? 'size';
+      mats = [
+        keep(this.device.tensor(bicubicResizeMatrix(stored, gh, mode), [gh, stored])),
+        keep(this.device.tensor(bicubicResizeMatrix(stored, gw, mode), [gw, stored])),
+      ];
+      this.resizeCache.set(key, mats);
+    }
+    const [my, mx] = mats;
+    const cls = pos.narrow(1, 0, 1);
+    const grid = pos.narrow(1, 1, stored * stored).reshape([stored, stored * d]);
+    const rows = my.matmul(grid).reshape([gh, stored, d]); // resize along y
+    const both = mx.matmul(rows); // [gw, stored] · [gh, stored, D] -> [gh, gw, D]
+    return concat([cls, both.reshape([1, gh * gw, d])], 1);
+  }
+
+  forward(images: Tensor): VitOutput {
+    const c = this.config;
+    if (images.rank !== 4 || images.shape[1] !== 3) {
+      throw new ShapeError(`ViT: images must be [B, 3, H, W], got [${images.shape.join(', ')}]`);
+    }
+    const [b, , h, w] = images.shape;
+    const d = c.width;
+    const heads = c.heads;
+    const dh = d / heads;
+    const gh = Math.floor(h / c.patchSize);
+    const gw = Math.floor(w / c.patchSize);
+    const p = (n: string) => this.param(n);
+
+    let x = patchEmbed(images, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), c.patchSize); // [B, L, D]
+    x = concat([p('cls_token').expand([b, 1, d]), x], 1).add(this.positions(gh, gw));
+    if (c.registers > 0) {
+      x = concat([x.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), x.narrow(1, 1, gh * gw)], 1);
+    }
+    const n = x.shape[1];
+    for (let l = 0; l < c.depth; l++) {
+      const pre = `blocks.${l}`;
+      const hN = layerNorm(x, p(`${pre}.norm1.weight`), p(`${pre}.norm1.bias`), c.eps);
+      const qkv = linear(hN, p(`${pre}.attn.qkv.weight`), c.qkvBias ? p(`${pre}.attn.qkv.bias`) : null)
+        .reshape([b, n, 3, heads, dh])
+        .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
+      const q = qkv.narrow(0, 0, 1).squeeze(0);
+      const k = qkv.narrow(0, 1, 1).squeeze(0);
+      const v = qkv.narrow(0, 2, 1).squeeze(0);
+      const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
+      let y = linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`));
+      if (c.layerScale) y = y.mul(p(`${pre}.ls1.gamma`));
+      x = x.add(y);
+      const h2 = layerNorm(x, p(`${pre}.norm2.weight`), p(`${pre}.norm2.bias`), c.eps);
+      let m = linear(linear(h2, p(`${pre}.mlp.fc1.weight`), p(`${pre}.mlp.fc1.bias`), { gelu: true }), p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`));
+      if (c.layerScale) m = m.mul(p(`${pre}.ls2.gamma`));
+      x = x.add(m);
+    }
+    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
+    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
+    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
+    return { embedding, logits };
+  }
+
+  /** Forward without recording gradients. */
+  predict(images: Tensor): VitOutput {
+    return noGrad(() => this.forward(images));
+  }
+
+  dispose(): void {
+    for (const t of this.params.values()) {
+      t.zeroGrad();
+      t.dispose();
+    }
+    for (const [a, b] of this.resizeCache.values()) {
+      a.dispose();
+      b.dispose();
+    }
+    this.params.clear();
+    this.resizeCache.clear();
+  }
+}
