@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDevices } from './devices.js';
 import { registerDemo } from './demo.js';
+import { registerInspect } from './inspect.js';
+import { registerEmbed } from './embed.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,6 +16,8 @@ const program = new Command()
 
 registerDevices(program);
 registerDemo(program);
+registerInspect(program);
+registerEmbed(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

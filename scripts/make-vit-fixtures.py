@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import struct
+import zlib
 
 import numpy as np
 import torch
@@ -200,6 +201,22 @@ def write_safetensors(path, tensors, dtype, metadata=None):
             f.write(c)
 
 
+def write_png_rgb8(path, img):
+    """img: [3, H, W] floats that are multiples of 1/255; writes an 8-bit RGB PNG by hand."""
+    _, h, w = img.shape
+    px = (img * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    raw = b''.join(b'\x00' + px[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n')
+        f.write(chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)))
+        f.write(chunk(b'IDAT', zlib.compress(raw, 9)))
+        f.write(chunk(b'IEND', b''))
+
+
 TINY = dict(patch=8, image=32, width=32, depth=2, heads=2, mlp=64)
 CONFIGS = {
     'timm': dict(TINY, layer_scale=False, eps=1e-6, labels=5, pos_grid=4, pos_resize='size'),
@@ -236,7 +253,9 @@ def main():
     ap.add_argument('--full', help='also write full-size ViT-B/16 (timm) and ViT-B/14 (DINOv2 hub) checkpoints here')
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    img = torch.rand(1, 3, TINY['image'], TINY['image'])
+    # 8-bit pixel values, so the PNG written below decodes to exactly this tensor (pixels / 255).
+    img = torch.randint(0, 256, (1, 3, TINY['image'], TINY['image'])).float() / 255
+    write_png_rgb8(os.path.join(args.out, 'image.png'), img[0])
     r = torch.randn(TINY['width'])
     result = {'image': img.flatten().tolist(), 'image_shape': list(img.shape), 'loss_weights': r.tolist(), 'grad_params': GRAD_PARAMS, 'cases': {}}
     for fmt, c in CONFIGS.items():

@@ -1,0 +1,71 @@
+// `vitgpu embed`: the final-norm CLS embedding (and head logits) of one image, as PyTorch would give.
+
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { VitgpuError } from '../engine/errors.js';
+import { tidy } from '../engine/scope.js';
+import { loadVit } from '../models/load.js';
+import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { checkNormalize, preprocessImage } from '../datasets/image.js';
+import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+
+interface EmbedFlags extends DeviceFlags {
+  weights: string;
+  image: string;
+  arch: string;
+  imageSize?: string;
+  heads?: string;
+  normalize: string;
+  json?: boolean;
+}
+
+function positiveInt(v: string | undefined, option: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new VitgpuError(`${option} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+export function registerEmbed(program: Command): void {
+  withDeviceOptions(
+    program
+      .command('embed')
+      .description('compute the final-norm CLS embedding (and logits) of an image')
+      .requiredOption('--weights <file>', 'safetensors checkpoint (timm, DINOv2 hub, HF ViT/Dinov2, or vitgpu)')
+      .requiredOption('--image <file>', 'PNG or JPEG image')
+      .option('--arch <name>', 'auto, or a preset the checkpoint must match (vit-b16, vit-b14, ...)', 'auto')
+      .option('--image-size <n>', 'input size (default: the checkpoint\'s, else 224)')
+      .option('--heads <n>', 'attention heads (not stored in checkpoints; default: width / 64)')
+      .option('--normalize <mode>', 'none (pixels / 255), imagenet, or half', 'none')
+      .option('--json', 'print one JSON object: {"embedding": [...], "logits": [...] | null}'),
+  ).action(
+    action(async (opts: EmbedFlags) => {
+      const normalize = checkNormalize(opts.normalize);
+      const imageSize = positiveInt(opts.imageSize, '--image-size');
+      const heads = positiveInt(opts.heads, '--heads');
+      const device = await openDevice(opts);
+      const src = await openSafetensorsFile(opts.weights);
+      let loaded;
+      try {
+        loaded = await loadVit(device, src, { arch: opts.arch, imageSize, heads });
+      } finally {
+        await src.close();
+      }
+      const { model, report } = loaded;
+      const size = model.config.imageSize;
+      const bytes = new Uint8Array(await readFile(opts.image));
+      const img = preprocessImage(bytes, opts.image, size, normalize);
+      const { embedding, logits } = tidy(() => model.predict(device.tensor(img.data, [1, 3, size, size])));
+      const out = { embedding: Array.from(await embedding.data()), logits: logits ? Array.from(await logits.data()) : null };
+      if (opts.json) {
+        console.log(JSON.stringify(out));
+        return;
+      }
+      console.error(`${report.format} checkpoint, ${report.config.name} at ${size} px (${Object.entries(report.dtypes).map(([k, v]) => `${v} ${k}`).join(', ')})`);
+      if (report.unexpected.length) console.error(`skipped: ${report.unexpected.join(', ')}`);
+      const fmt = (xs: number[]) => `[${xs.slice(0, 8).map((v) => v.toFixed(5)).join(', ')}${xs.length > 8 ? `, … (${xs.length})` : ''}]`;
+      console.log(`embedding ${fmt(out.embedding)}`);
+      if (out.logits) console.log(`logits    ${fmt(out.logits)}`);
+    }),
+  );
+}

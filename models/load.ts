@@ -1,0 +1,125 @@
+// Loading a ViT from a safetensors checkpoint in any of the accepted namings, tensor by tensor (the
+// file is never held in memory whole), and saving vitgpu's own checkpoints. Browser-safe: it reads
+// through a ByteSource (a file handle in Node, a Blob or ArrayBuffer in a browser).
+
+import type { Device } from '../engine/device.js';
+import { noGrad } from '../engine/autograd.js';
+import { CheckpointError, planCheckpoint, type CheckpointFormat } from './checkpoint.js';
+import { readHeader, readTensorF32, type ByteSource, type TensorToWrite } from './safetensors.js';
+import { PRESETS, VisionTransformer, parameterShapes, presetConfig, type VitConfig } from './vit.js';
+
+export interface LoadOptions {
+  /** 'auto' (read the architecture off the shapes) or a preset name the file must match. */
+  arch?: string;
+  /** Input size the model will run at; the stored positional grid is resized to it. */
+  imageSize?: number;
+  /** Number of labels of the head; a checkpoint head with another count is replaced by a new one. */
+  labels?: number;
+  /** Attention heads (not stored in checkpoints): default from the preset, else width / 64. */
+  heads?: number;
+  /** Seed for parameters the checkpoint does not provide (a new head). */
+  seed?: number;
+}
+
+export interface LoadReport {
+  source: string;
+  format: CheckpointFormat;
+  config: VitConfig;
+  dtypes: Record<string, number>;
+  loaded: number;
+  /** Tensors in the file that were skipped (pooler, mask token, another head...). */
+  unexpected: string[];
+  /** Why the head is new, when it is. */
+  newHead: string | null;
+}
+
+const ARCH_KEYS = ['patchSize', 'width', 'depth', 'mlpWidth', 'layerScale', 'qkvBias', 'registers'] as const;
+
+/** Builds a ViT from a safetensors checkpoint and reports what was loaded, skipped and replaced. */
+export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions = {}): Promise<{ model: VisionTransformer; report: LoadReport }> {
+  const header = await readHeader(src);
+  const shapes = new Map([...header.tensors.values()].map((t) => [t.name, t.shape] as const));
+  const plan = planCheckpoint(shapes, header.metadata, { imageSize: opts.imageSize, source: src.name });
+  let config = plan.config;
+  if (opts.arch && opts.arch !== 'auto') {
+    const preset = presetConfig(opts.arch);
+    const differ = ARCH_KEYS.filter((k) => preset[k] !== config[k]);
+    if (differ.length) {
+      throw new CheckpointError(
+        `${src.name}: --arch ${opts.arch} does not match the checkpoint (${differ.map((k) => `${k}: ${preset[k]} vs ${config[k]} in the file`).join(', ')})`,
+      );
+    }
+    config = { ...config, name: opts.arch, heads: preset.heads, eps: plan.format === 'hf-vit' ? config.eps : preset.eps };
+  } else if (PRESETS[config.name]) {
+    config = { ...config, heads: PRESETS[config.name].heads };
+  }
+  if (opts.heads !== undefined) config = { ...config, heads: opts.heads };
+  let newHead: string | null = null;
+  const fileLabels = config.labels;
+  if (opts.labels !== undefined && opts.labels !== fileLabels) {
+    newHead = fileLabels ? `checkpoint head has ${fileLabels} labels, ${opts.labels} requested` : `checkpoint has no head; ${opts.labels} labels requested`;
+    config = { ...config, labels: opts.labels };
+  }
+  const skipHead = newHead !== null;
+
+  const wanted = parameterShapes(config).filter(([n]) => !(skipHead && n.startsWith('head.')));
+  const missing = wanted.filter(([n]) => !plan.entries.has(n)).map(([n]) => n);
+  if (missing.length) {
+    throw new CheckpointError(`${src.name} (${plan.format} naming): missing weights: ${missing.join(', ')}`);
+  }
+  const unexpected = [...plan.unexpected];
+  if (skipHead) for (const n of ['head.weight', 'head.bias']) if (plan.entries.has(n)) unexpected.push(...plan.entries.get(n)!.sources);
+
+  const model = new VisionTransformer(device, config, { seed: opts.seed });
+  const dtypes: Record<string, number> = {};
+  try {
+    for (const [name, shape] of wanted) {
+      const entry = plan.entries.get(name)!;
+      const parts: Float32Array[] = [];
+      for (const s of entry.sources) {
+        const info = header.tensors.get(s)!;
+        dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
+        parts.push(await readTensorF32(src, info));
+      }
+      const values = parts.length === 1 ? parts[0] : concatF32(parts);
+      const expected = shape.reduce((a, b) => a * b, 1);
+      if (values.length !== expected) {
+        const got = entry.sources.map((s) => `${s} [${header.tensors.get(s)!.shape.join(', ')}]`).join(' + ');
+        throw new CheckpointError(`${src.name}: ${got} does not fit ${name} [${shape.join(', ')}] of a ${config.name} model`);
+      }
+      model.setParam(name, values);
+    }
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return {
+    model,
+    report: { source: src.name, format: plan.format, config, dtypes, loaded: wanted.length, unexpected: [...new Set(unexpected)].sort(), newHead },
+  };
+}
+
+function concatF32(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** vitgpu's own checkpoint: timm names, F32, and the config (plus anything in `extra`) in __metadata__. */
+export async function vitCheckpointTensors(model: VisionTransformer, extra: Record<string, string> = {}): Promise<{
+  tensors: TensorToWrite[];
+  metadata: Record<string, string>;
+}> {
+  const tensors: TensorToWrite[] = [];
+  for (const [name, p] of model.params) {
+    tensors.push({ name, dtype: 'F32', shape: [...p.shape], data: await noGrad(() => p).data() });
+  }
+  return {
+    tensors,
+    metadata: { format: 'vitgpu', config: JSON.stringify(model.config), image_size: String(model.config.imageSize), ...extra },
+  };
+}
