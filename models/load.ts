@@ -70,8 +70,10 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
   const unexpected = [...plan.unexpected];
   if (skipHead) for (const n of ['head.weight', 'head.bias']) if (plan.entries.has(n)) unexpected.push(...plan.entries.get(n)!.sources);
 
-  const model = new VisionTransformer(device, config, { seed: opts.seed });
+  const fromFile = new Set(wanted.map(([n]) => n));
+  const model = new VisionTransformer(device, config, { seed: opts.seed, uninitialized: (n) => fromFile.has(n) });
   const dtypes: Record<string, number> = {};
+  let pendingBytes = 0;
   try {
     for (const [name, shape] of wanted) {
       const entry = plan.entries.get(name)!;
@@ -88,7 +90,15 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
         throw new CheckpointError(`${src.name}: ${got} does not fit ${name} [${shape.join(', ')}] of a ${config.name} model`);
       }
       model.setParam(name, values);
+      // The queue copies each write into staging memory until it runs: let it drain now and then so
+      // loading holds about one extra tensor, not a second copy of the model.
+      pendingBytes += values.byteLength;
+      if (pendingBytes > 32 * 2 ** 20) {
+        await device.sync();
+        pendingBytes = 0;
+      }
     }
+    await device.sync();
   } catch (err) {
     model.dispose();
     throw err;

@@ -3,7 +3,7 @@
 // so checkpoints save and load by name. Browser-safe.
 
 import type { Device } from '../engine/device.js';
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor } from '../engine/tensor.js';
 import { ShapeError, VitgpuError } from '../engine/errors.js';
 import { attention } from '../engine/ops/attention.js';
 import { concat } from '../engine/ops/views.js';
@@ -111,11 +111,16 @@ export class VisionTransformer {
   readonly params = new Map<string, Tensor>();
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
 
-  constructor(readonly device: Device, readonly config: VitConfig, opts: { seed?: number } = {}) {
+  /**
+   * `uninitialized` names parameters a checkpoint is about to fill: they get memory but no random init
+   * (loading then costs one copy of the weights, not two).
+   */
+  constructor(readonly device: Device, readonly config: VitConfig, opts: { seed?: number; uninitialized?: (name: string) => boolean } = {}) {
     validateConfig(config);
     const seed = opts.seed ?? 0;
     parameterShapes(config).forEach(([name, shape], i) => {
-      this.params.set(name, keep(this.initParam(name, shape, seed * 7919 + i)).requireGrad());
+      const t = opts.uninitialized?.(name) ? Tensor.empty(device, shape) : this.initParam(name, shape, seed * 7919 + i);
+      this.params.set(name, keep(t).requireGrad());
     });
   }
 
