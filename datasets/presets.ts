@@ -1,0 +1,116 @@
+// Presets for the paper's public datasets (PAPER.md, "Label sets"): label lists, the image-path
+// column, and the view filter where the paper used one. Label lists, path lists and views follow the
+// authors' public code (tayebiarasteh, data_provider.py). Every field can be overridden on the
+// command line (--labels, --path-column, --view-column, --views, --split-column).
+//
+// Column names are candidates, tried in order: the first one the master list has is used. Label
+// columns also match loosely ("Pleural Effusion" for pleural_effusion; see findColumn in
+// dataset.ts), so the same preset reads the authors' master lists and ones built from the official
+// metadata files (plus a `split` column, which no official file has).
+
+import { DatasetError } from './errors.js';
+import type { MasterListOptions } from './dataset.js';
+
+export interface DatasetPreset {
+  name: string;
+  description: string;
+  /** Image-path column candidates (relative to the image root). */
+  pathColumn: readonly string[];
+  /** A folder column joined in front of the path (PadChest's ImageDir). */
+  pathDirColumn?: string;
+  splitColumn: string;
+  /** The labels in output order; null: every column that is not path, folder, split or view (the demo). */
+  labels: readonly string[] | null;
+  /** View column candidates; rows whose view is not in `views` are dropped. */
+  viewColumn?: readonly string[];
+  views?: readonly string[];
+}
+
+export const PRESET_NAMES = ['vindr-cxr', 'chestx-ray14', 'chexpert', 'mimic-cxr', 'padchest', 'demo'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export const PRESETS: Readonly<Record<PresetName, DatasetPreset>> = {
+  'vindr-cxr': {
+    name: 'vindr-cxr',
+    description: 'VinDr-CXR, 11 labels, all views',
+    // The authors' list holds the bare DICOM id (`image_id`) and appends '.jpg'; a master list for
+    // vitgpu should hold the relative file path (`image_path`), or pass --path-column image_id
+    // together with --path-suffix .png (or .jpg).
+    pathColumn: ['image_path', 'path', 'image_id'],
+    splitColumn: 'split',
+    labels: ['Cardiomegaly', 'Pleural effusion', 'Pneumonia', 'Atelectasis', 'No finding', 'Consolidation', 'Pneumothorax', 'Pleural thickening', 'Lung Opacity', 'Pulmonary fibrosis', 'Nodule/Mass'],
+  },
+  'chestx-ray14': {
+    name: 'chestx-ray14',
+    description: 'NIH ChestX-ray14, 14 labels, all views',
+    // `img_rel_path` in the authors' list; `Image Index` in the official Data_Entry_2017.csv.
+    pathColumn: ['img_rel_path', 'path', 'Image Index'],
+    splitColumn: 'split',
+    labels: ['cardiomegaly', 'effusion', 'pneumonia', 'atelectasis', 'no_finding', 'consolidation', 'pneumothorax', 'fibrosis', 'emphysema', 'hernia', 'pleural_thickening', 'edema', 'nodule', 'mass'],
+  },
+  chexpert: {
+    name: 'chexpert',
+    description: 'CheXpert, 10 labels, frontal views only',
+    // `jpg_rel_path` and `view` in the authors' list; `Path` and `Frontal/Lateral` in the official CSV.
+    pathColumn: ['jpg_rel_path', 'path', 'Path'],
+    splitColumn: 'split',
+    labels: ['cardiomegaly', 'pleural_effusion', 'pneumonia', 'atelectasis', 'no_finding', 'consolidation', 'pneumothorax', 'lung_opacity', 'lung_lesion', 'fracture'],
+    viewColumn: ['view', 'Frontal/Lateral'],
+    views: ['Frontal'],
+  },
+  'mimic-cxr': {
+    name: 'mimic-cxr',
+    description: 'MIMIC-CXR, 7 labels, PA and AP views',
+    // `jpg_rel_path` and `view` in the authors' list; `ViewPosition` in mimic-cxr-2.0.0-metadata.csv.
+    pathColumn: ['jpg_rel_path', 'path'],
+    splitColumn: 'split',
+    labels: ['cardiomegaly', 'pleural_effusion', 'pneumonia', 'atelectasis', 'no_finding', 'consolidation', 'pneumothorax'],
+    viewColumn: ['view', 'ViewPosition'],
+    views: ['PA', 'AP'],
+  },
+  padchest: {
+    name: 'padchest',
+    description: 'PadChest, 17 labels, PA, AP and AP_horizontal views',
+    // The official CSV and the authors' list both keep the file name in ImageID and its numbered
+    // folder in ImageDir; the authors' list calls the projection `view`, the official one `Projection`.
+    pathColumn: ['ImageID'],
+    pathDirColumn: 'ImageDir',
+    splitColumn: 'split',
+    // The 17 labels of the authors' padchest_data_loader_2D ("most labels (17)"); PAPER.md names only
+    // some of them. Editable with --labels.
+    labels: ['cardiomegaly', 'pleural_effusion', 'pneumonia', 'atelectasis', 'no_finding', 'consolidation', 'pneumothorax', 'emphysema', 'hernia', 'scoliosis', 'congestion', 'aortic_elongation', 'kyphosis', 'COPD_signs', 'pleural_thickening', 'nodule_mass', 'infiltrates'],
+    viewColumn: ['view', 'Projection'],
+    views: ['PA', 'AP', 'AP_horizontal'],
+  },
+  demo: {
+    name: 'demo',
+    description: 'the built-in synthetic dataset: labels are the CSV columns other than image and split',
+    pathColumn: ['image'],
+    splitColumn: 'split',
+    labels: null,
+  },
+};
+
+export function isPresetName(name: string): name is PresetName {
+  return (PRESET_NAMES as readonly string[]).includes(name);
+}
+
+export function getPreset(name: string): DatasetPreset {
+  if (isPresetName(name)) return PRESETS[name];
+  throw new DatasetError(undefined, `unknown dataset preset "${name}" (known: ${PRESET_NAMES.join(', ')})`);
+}
+
+/** Master-list options for a preset; `overrides` replace single fields (e.g. from command-line flags). */
+export function presetOptions(preset: DatasetPreset, overrides: Partial<MasterListOptions> = {}): MasterListOptions {
+  const options: MasterListOptions = {
+    pathColumn: preset.pathColumn,
+    pathDirColumn: preset.pathDirColumn,
+    splitColumn: preset.splitColumn,
+    labels: preset.labels,
+    viewColumn: preset.viewColumn,
+    views: preset.views,
+  };
+  // An option left undefined (a flag not given) keeps the preset's value.
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) Object.assign(options, { [key]: value });
+  return options;
+}
