@@ -2,12 +2,12 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { VitgpuError } from '../engine/errors.js';
 import { tidy } from '../engine/scope.js';
 import { loadVit } from '../models/load.js';
 import { openSafetensorsFile } from '../models/safetensors-node.js';
 import { checkNormalize, preprocessImage } from '../datasets/image.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { positiveInt } from './options.js';
 
 interface EmbedFlags extends DeviceFlags {
   weights: string;
@@ -17,13 +17,6 @@ interface EmbedFlags extends DeviceFlags {
   heads?: string;
   normalize: string;
   json?: boolean;
-}
-
-function positiveInt(v: string | undefined, option: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new VitgpuError(`${option} must be a positive integer, got "${v}"`);
-  return n;
 }
 
 export function registerEmbed(program: Command): void {

@@ -6,6 +6,7 @@ import { registerDevices } from './devices.js';
 import { registerDemo } from './demo.js';
 import { registerInspect } from './inspect.js';
 import { registerEmbed } from './embed.js';
+import { registerTrain } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,6 +19,7 @@ registerDevices(program);
 registerDemo(program);
 registerInspect(program);
 registerEmbed(program);
+registerTrain(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

@@ -1,0 +1,97 @@
+// `vitgpu train`: fine-tune a ViT on a chest-radiograph master list.
+
+import type { Command } from 'commander';
+import { VitgpuError } from '../engine/errors.js';
+import { PRESETS } from '../models/vit.js';
+import { trainRun, type RunConfig } from '../train/run-node.js';
+import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
+import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
+import { consoleReporter } from './progress.js';
+
+interface TrainFlags extends DeviceFlags, DataFlags {
+  init?: string;
+  arch: string;
+  imageSize?: string;
+  heads?: string;
+  epochs: string;
+  batchSize: string;
+  lr: string;
+  weightDecay: string;
+  gradAccum: string;
+  warmupSteps: string;
+  cosine?: boolean;
+  minLr: string;
+  clipNorm: string;
+  patience: string;
+  seed: string;
+  augment: boolean;
+  rotation: string;
+  out: string;
+  resume?: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  const cmd = program
+    .command('train')
+    .description('fine-tune a ViT on a chest-radiograph dataset (BCE with pos_weight, AdamW, validation AUC each epoch)')
+    .requiredOption('--out <run-dir>', 'run directory: best.safetensors, last/, log.jsonl, config.json')
+    .option('--init <file|run|random>', 'initialization: a safetensors checkpoint (timm, DINOv2, HF), a vitgpu run directory, or random')
+    .option('--arch <name>', `architecture (${Object.keys(PRESETS).join(', ')}); with a checkpoint: auto or a preset it must match`, 'auto')
+    .option('--image-size <n>', 'input size (default 224)')
+    .option('--heads <n>', 'attention heads when the checkpoint cannot tell (default width / 64)')
+    .option('--epochs <n>', 'maximum epochs', '100')
+    .option('--batch-size <n>', 'images per batch', '30')
+    .option('--lr <x>', 'AdamW learning rate (the paper: 1e-5)', '1e-5')
+    .option('--weight-decay <x>', 'AdamW weight decay (the paper: 0)', '0')
+    .option('--grad-accum <n>', 'batches per optimizer step', '1')
+    .option('--warmup-steps <n>', 'linear warmup steps', '0')
+    .option('--cosine', 'cosine decay of the learning rate to --min-lr')
+    .option('--min-lr <x>', 'learning rate floor of the cosine decay', '0')
+    .option('--clip-norm <x>', 'clip the global gradient norm (0: off)', '0')
+    .option('--patience <n>', 'stop after this many epochs without a better validation AUC (0: never)', '10')
+    .option('--seed <n>', 'seed for initialization, shuffling and augmentation', '0')
+    .option('--no-augment', 'no flip/rotation augmentation')
+    .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
+    .option('--resume', 'continue the run in --out from its last checkpoint');
+  withDeviceOptions(withDataOptions(cmd, false)).action(
+    action(async (f: TrainFlags) => {
+      const reporter = consoleReporter();
+      let config: RunConfig | null = null;
+      if (!f.resume) {
+        if (!f.data) throw new VitgpuError('--data is required (the master-list CSV)');
+        if (!f.init) throw new VitgpuError('--init is required: a checkpoint file, a vitgpu run directory, or random');
+        const arch = f.arch === 'auto' && f.init === 'random' ? 'vit-b16' : f.arch;
+        config = {
+          data: dataOptions(f),
+          model: { arch, init: f.init, imageSize: positiveInt(f.imageSize, '--image-size') ?? 224, heads: positiveInt(f.heads, '--heads') },
+          train: {
+            epochs: positiveInt(f.epochs, '--epochs')!,
+            batchSize: positiveInt(f.batchSize, '--batch-size')!,
+            lr: nonNegativeNumber(f.lr, '--lr')!,
+            weightDecay: nonNegativeNumber(f.weightDecay, '--weight-decay')!,
+            gradAccum: positiveInt(f.gradAccum, '--grad-accum')!,
+            warmupSteps: nonNegativeInt(f.warmupSteps, '--warmup-steps')!,
+            cosine: Boolean(f.cosine),
+            minLr: nonNegativeNumber(f.minLr, '--min-lr')!,
+            clipNorm: nonNegativeNumber(f.clipNorm, '--clip-norm')!,
+            patience: nonNegativeInt(f.patience, '--patience')!,
+            seed: nonNegativeInt(f.seed, '--seed')!,
+            augment: f.augment,
+            rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
+          },
+        };
+      }
+      const device = await openDevice(f);
+      const final = await trainRun(device, f.out, config, { resume: Boolean(f.resume), reporter });
+      reporter.stop();
+      const best = final.history.find((r) => r.epoch === final.bestEpoch);
+      console.log(`\n${f.out}: ${final.epoch} epoch(s)${final.stale > 0 && final.epoch < (config?.train.epochs ?? Infinity) ? ' (stopped early)' : ''}`);
+      console.log('epoch  train loss  valid loss  valid AUC');
+      for (const r of final.history) {
+        console.log(`${String(r.epoch).padStart(5)}  ${r.trainLoss.toFixed(4).padStart(10)}  ${r.valLoss.toFixed(4).padStart(10)}  ${r.valAuc.toFixed(4).padStart(9)}${r.best ? '  *' : ''}`);
+      }
+      if (best) console.log(`best: epoch ${best.epoch}, valid mean AUC ${best.valAuc.toFixed(4)} -> ${f.out}/best.safetensors`);
+    }),
+  );
+}
