@@ -1,0 +1,224 @@
+// eval/report.ts and eval/roc-plot.ts: the markdown table of a hand-built comparison, character for
+// character; CSV quoting read back by an RFC 4180 parser; the ROC PNG decoded by fast-png. Pure CPU.
+
+import { decode } from 'fast-png';
+import { describe, expect, it } from 'vitest';
+import {
+  compareModels,
+  mulberry32,
+  type BootstrapMetric,
+  type BootstrapResult,
+  type ModelComparison,
+  type Summary,
+} from '../../eval/bootstrap.js';
+import { LABEL_METRICS, rocAuc, rocCurve } from '../../eval/metrics.js';
+import { csvField, formatPValue, markdownTable, predictionsCsv } from '../../eval/report.js';
+import { ROC_PALETTE, rocPlotColors, rocPlotPng, type RocPanel } from '../../eval/roc-plot.js';
+
+const summary = (mean: number, std: number): Summary => ({ mean, std, lo: mean - 2 * std, hi: mean + 2 * std });
+
+/** A bootstrap result with the given AUC summaries for an 'ok' label "Atelectasis", a one-class label
+ * "Single", and the mean. */
+function result(auc: Summary, mean: Summary): BootstrapResult {
+  const stats = {} as Record<BootstrapMetric, Summary>;
+  for (const m of LABEL_METRICS) stats[m] = auc;
+  return {
+    resamples: 1000,
+    seed: 0,
+    labels: [
+      { label: 'Atelectasis', status: 'ok', valid: 1000, skipped: 0, stats },
+      { label: 'Single', status: 'single-class', valid: 0, skipped: 1000, stats: null },
+    ],
+    meanAuc: { valid: 1000, skipped: 0, stats: mean },
+    point: { labels: [], macro: null },
+  };
+}
+
+const handComparison: ModelComparison = {
+  labelNames: ['Atelectasis', 'Single'],
+  models: ['ImageNet', 'DINOv2'],
+  baseline: 'ImageNet',
+  resamples: 1000,
+  seed: 0,
+  results: {
+    ImageNet: result(summary(0.8892, 0.0103), summary(0.8892, 0.0103)),
+    DINOv2: result(summary(0.901, 0.0095), summary(0.901, 0.0095)),
+  },
+  pairs: [
+    {
+      a: 'DINOv2',
+      b: 'ImageNet',
+      labels: [
+        { label: 'Atelectasis', valid: 1000, p: 0.0004, pAdjusted: 0.0008, diff: summary(0.012, 0.004) },
+        { label: 'Single', valid: 0, p: null, pAdjusted: null, diff: null },
+      ],
+      meanAuc: { valid: 1000, p: 0.0234, diff: summary(0.012, 0.004) },
+    },
+  ],
+};
+
+describe('markdownTable', () => {
+  it('writes the paper-style table of a comparison', () => {
+    expect(markdownTable(handComparison)).toBe(
+      [
+        '| Label | ImageNet AUC (%) | DINOv2 AUC (%) | p DINOv2 > ImageNet (BH) |',
+        '| --- | ---: | ---: | ---: |',
+        '| Atelectasis | 88.92 ± 1.03 | 90.10 ± 0.95 | <0.001 |',
+        '| Single | n/a (one class) | n/a (one class) | n/a |',
+        '| Mean | 88.92 ± 1.03 | 90.10 ± 0.95 | 0.023 |',
+        '',
+        'AUC in %: bootstrap mean ± std (ddof 1) over 1000 resamples (seed 0); the Mean row is the macro mean AUC over 1 label.',
+        "p: one-sided paired bootstrap, the fraction of resamples in which the model's AUC is not above ImageNet's. " +
+          'Per-label p-values marked BH are Benjamini–Hochberg adjusted across the 1 label; the Mean row p-value is a single test, unadjusted.',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('can show raw and adjusted p-values side by side', () => {
+    const lines = markdownTable(handComparison, { pValues: 'both' }).split('\n');
+    expect(lines[0]).toBe('| Label | ImageNet AUC (%) | DINOv2 AUC (%) | p DINOv2 > ImageNet (BH) | p DINOv2 > ImageNet (raw) |');
+    expect(lines[2]).toBe('| Atelectasis | 88.92 ± 1.03 | 90.10 ± 0.95 | <0.001 | <0.001 |');
+    expect(lines[4]).toBe('| Mean | 88.92 ± 1.03 | 90.10 ± 0.95 | 0.023 | 0.023 |');
+  });
+
+  it('tables a real comparison, one column of p-values per model tested against the baseline', () => {
+    const random = mulberry32(1);
+    const truth = Array.from({ length: 120 }, () => [random() < 0.4 ? 1 : 0, 0, random() < 0.3 ? 1 : 0]);
+    const model = (signal: number) => truth.map((row) => row.map((y) => y * signal + random()));
+    const cmp = compareModels(['Edema', 'Never', 'Mass|Nodule'], truth, { base: model(0.2), mid: model(0.6), top: model(1.5) }, { resamples: 200 });
+    const table = markdownTable(cmp, { baseline: 'base' });
+    const lines = table.split('\n');
+    expect(lines[0]).toBe('| Label | base AUC (%) | mid AUC (%) | top AUC (%) | p mid > base (BH) | p top > base (BH) |');
+    expect(lines).toHaveLength(6 + 1 + 2 + 1);
+    expect(lines[3]).toBe('| Never | n/a (one class) | n/a (one class) | n/a (one class) | n/a | n/a |');
+    expect(lines[4].startsWith('| Mass\\|Nodule | ')).toBe(true);
+    expect(lines[5]).toMatch(/^\| Mean \| \d+\.\d\d ± \d\.\d\d \|/);
+    expect(() => markdownTable(cmp, { baseline: 'other' })).toThrow(/baseline "other"/);
+  });
+
+  it('formats p-values', () => {
+    expect([0, 0.0009, 0.001, 0.0234, 0.5, 1, null, NaN].map(formatPValue)).toEqual([
+      '<0.001', '<0.001', '0.001', '0.023', '0.500', '1.000', 'n/a', 'n/a',
+    ]);
+  });
+});
+
+/** RFC 4180 reader, for reading the CSV back. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += ch;
+  }
+  return rows;
+}
+
+describe('predictionsCsv', () => {
+  const paths = ['a.png', 'dir,x/b "q".png', 'line\nbreak.png'];
+  const truth = [[1, 0], [0, NaN], [1, 1]];
+  const probs = [[0.25, 0.5], [0.125, NaN], [1, 0.1 + 0.2]];
+
+  it('writes a header, one row per image, and quotes paths that need it', () => {
+    expect(predictionsCsv(paths, ['Edema', 'Mass'], truth, probs)).toBe(
+      [
+        'image,Edema_true,Edema_prob,Mass_true,Mass_prob',
+        'a.png,1,0.25,0,0.5',
+        '"dir,x/b ""q"".png",0,0.125,,',
+        '"line\nbreak.png",1,1,1,0.30000000000000004',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('reads back to the same fields', () => {
+    const rows = parseCsv(predictionsCsv(paths, ['Edema', 'Mass'], truth, probs));
+    expect(rows.map((r) => r[0])).toEqual(['image', ...paths]);
+    expect(rows.every((r) => r.length === 5)).toBe(true);
+    expect(Number(rows[3][4])).toBe(0.1 + 0.2);
+  });
+
+  it('quotes only what RFC 4180 requires', () => {
+    expect(csvField('plain name.png')).toBe('plain name.png');
+    expect(csvField('a\rb')).toBe('"a\rb"');
+    expect(() => predictionsCsv(['a'], ['x'], [], [])).toThrow(/1 images/);
+  });
+});
+
+describe('rocPlotPng', () => {
+  const random = mulberry32(4);
+  const labels = ['Atelectasis', 'Cardiomegaly', 'Pleural Effusion'];
+  const models = { imagenet: 0.5, dinov2: 1.2, 'random init': 0.1 };
+  const panels: RocPanel[] = labels.map((label) => {
+    const y = Array.from({ length: 150 }, () => (random() < 0.35 ? 1 : 0));
+    return {
+      label,
+      models: Object.entries(models).map(([name, signal]) => {
+        const s = y.map((v) => v * signal + random());
+        const { fpr, tpr } = rocCurve(y, s);
+        return { name, fpr, tpr, auc: rocAuc(y, s) };
+      }),
+    };
+  });
+
+  function countColor(png: ReturnType<typeof decode>, color: readonly number[], x0 = 0, y0 = 0, w = png.width, h = png.height): number {
+    let count = 0;
+    for (let y = y0; y < y0 + h; y++) {
+      for (let x = x0; x < x0 + w; x++) {
+        const o = (y * png.width + x) * png.channels;
+        if (png.data[o] === color[0] && png.data[o + 1] === color[1] && png.data[o + 2] === color[2]) count++;
+      }
+    }
+    return count;
+  }
+
+  it('decodes to a grid of panels, each with every model drawn in its own color', () => {
+    const png = decode(rocPlotPng(panels));
+    expect([png.width, png.height, png.channels, png.depth]).toEqual([600, 600, 3, 8]);
+    const colors = rocPlotColors(panels);
+    expect([...colors.values()]).toEqual(ROC_PALETTE.slice(0, 3));
+    panels.forEach((_, p) => {
+      const [x0, y0] = [(p % 2) * 300, Math.floor(p / 2) * 300];
+      for (const color of colors.values()) {
+        // The curve (2 px wide) plus the legend swatch: well over 100 pixels of the exact color.
+        expect(countColor(png, color, x0, y0, 300, 300)).toBeGreaterThan(100);
+      }
+      // Title text in the top strip.
+      expect(countColor(png, [32, 32, 32], x0, y0, 300, 24)).toBeGreaterThan(20);
+    });
+    // The fourth grid cell has no panel: all background.
+    expect(countColor(png, [255, 255, 255], 300, 300, 300, 300)).toBe(300 * 300);
+  });
+
+  it('takes the panel size, the columns and the colors', () => {
+    const colors = [[200, 0, 0], [0, 150, 0], [0, 0, 220]] as const;
+    const png = decode(rocPlotPng(panels, { panelSize: 200, columns: 3, colors }));
+    expect([png.width, png.height]).toEqual([600, 200]);
+    for (const color of colors) expect(countColor(png, color)).toBeGreaterThan(150);
+  });
+
+  it('rejects bad input', () => {
+    expect(() => rocPlotPng([])).toThrow(/no panel/);
+    expect(() => rocPlotPng([{ label: 'x', models: [{ name: 'm', fpr: [0, 1], tpr: [0], auc: 0.5 }] }])).toThrow(/"m"/);
+    expect(() => rocPlotPng([{ label: 'x', models: [{ name: 'm', fpr: [0, NaN], tpr: [0, 1], auc: 0.5 }] }])).toThrow(/outside/);
+    expect(() => rocPlotPng(panels, { panelSize: 100 })).toThrow(/panelSize/);
+  });
+});
