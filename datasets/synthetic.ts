@@ -38,12 +38,12 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
   const lungH = thoraxH * 0.8;
   const lungY = jitter(0.47, 0.02) * s;
   const lungs = [cx - thoraxW * 0.48, cx + thoraxW * 0.48];
-  const heartScale = labels[0] ? jitter(1.55, 0.15) : jitter(1.0, 0.08);
+  const heartScale = labels[0] ? jitter(1.75, 0.15) : jitter(1.0, 0.08);
   const heart = { x: cx + 0.05 * s, y: lungY + lungH * 0.45, rx: 0.13 * s * heartScale, ry: 0.1 * s * heartScale };
   const effusionSide = rand() < 0.5 ? 0 : 1;
-  const effusionLevel = jitter(0.3, 0.08);
+  const effusionLevel = jitter(0.4, 0.08);
   const noduleSide = rand() < 0.5 ? 0 : 1;
-  const nodule = { x: lungs[noduleSide] + jitter(0, lungW * 0.4), y: lungY + jitter(0, lungH * 0.4), r: jitter(0.035, 0.01) * s };
+  const nodule = { x: lungs[noduleSide] + jitter(0, lungW * 0.4), y: lungY + jitter(0, lungH * 0.4), r: jitter(0.06, 0.01) * s };
   const ptxSide = rand() < 0.5 ? 0 : 1;
   const ptxDepth = jitter(0.35, 0.1);
   const ribPhase = rand() * Math.PI;
@@ -62,8 +62,8 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
           let lung = 0.3 * (1 - d) ** 0.5;
           const rib = 0.05 * Math.max(0, Math.sin((y / s) * 42 + lx * 3 + ribPhase)) ** 4;
           lung -= rib;
-          if (labels[3] && side === ptxSide && ly < -1 + 2 * ptxDepth && lx * (side ? 1 : -1) > -0.2) lung += 0.08 * Math.min(1, (-1 + 2 * ptxDepth - ly) * 5); // no lung markings: darker
-          if (labels[1] && side === effusionSide && ly > 1 - 2 * effusionLevel) lung -= 0.28 * Math.min(1, (ly - (1 - 2 * effusionLevel)) * 4); // fluid
+          if (labels[3] && side === ptxSide && ly < -1 + 2 * ptxDepth && lx * (side ? 1 : -1) > -0.2) lung += 0.15 * Math.min(1, (-1 + 2 * ptxDepth - ly) * 5); // no lung markings: darker
+          if (labels[1] && side === effusionSide && ly > 1 - 2 * effusionLevel) lung -= 0.4 * Math.min(1, (ly - (1 - 2 * effusionLevel)) * 4); // fluid
           v -= lung;
         }
       }
@@ -74,7 +74,7 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
       if (hx * hx + hy * hy < 1) v += 0.2 * (1 - hx * hx - hy * hy) ** 0.3;
       if (labels[2]) {
         const nd = Math.hypot(x - nodule.x, y - nodule.y) / nodule.r;
-        if (nd < 1.5) v += 0.22 * Math.exp(-nd * nd * 1.5);
+        if (nd < 1.5) v += 0.35 * Math.exp(-nd * nd * 1.5);
       }
       img[y * s + x] = v;
     }
