@@ -1,42 +1,91 @@
-// `vitgpu demo` (what `npm start` runs): reports the device and runs a short engine check with
-// timings. The fine-tuning demo replaces this once training exists.
+// `vitgpu demo` (what `npm start` runs): the paper's comparison in miniature, on synthetic radiographs.
+// It writes a small radiograph-like dataset, pretrains a small ViT on a larger synthetic set (standing in
+// for a pretrained checkpoint), fine-tunes it and a randomly initialized one on the target set, and
+// compares the two initializations on the test split with paired bootstrap p-values and ROC curves.
 
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { tidy } from '../engine/index.js';
+import { writeSyntheticDataset } from '../train/demo-data-node.js';
+import { trainRun, type RunConfig } from '../train/run-node.js';
+import { predictRun, writeEvaluation } from '../train/evaluate-node.js';
+import { ImagePool } from '../datasets/loader-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { consoleReporter } from './progress.js';
+import { positiveInt } from './options.js';
+
+interface DemoFlags extends DeviceFlags {
+  out: string;
+  images: string;
+  epochs: string;
+  resamples: string;
+  fresh?: boolean;
+}
 
 export function registerDemo(program: Command): void {
-  withDeviceOptions(program.command('demo').description('report the device and run a short engine check')).action(
-    action(async (opts: DeviceFlags) => {
-      const device = await openDevice(opts);
-      console.log(`vitgpu on ${device.name}`);
-      console.log(`features: ${device.info.features.join(', ') || 'none'}`);
-      const n = 512;
-      const a = device.randn([n, n], { seed: 1 });
-      const b = device.randn([n, n], { seed: 2 });
-      await tidy(() => a.matmul(b)).data(); // warm-up: builds the pipeline
-      const reps = 5;
-      const t0 = performance.now();
-      let c = a.matmul(b);
-      for (let i = 1; i < reps; i++) {
-        c.dispose();
-        c = a.matmul(b);
+  withDeviceOptions(
+    program
+      .command('demo')
+      .description('fine-tune a small ViT from two initializations on synthetic radiographs and compare them')
+      .option('--out <dir>', 'where the data, runs and report go', 'demo-out')
+      .option('--images <n>', 'images in the target dataset', '400')
+      .option('--epochs <n>', 'fine-tuning epochs per initialization', '12')
+      .option('--resamples <n>', 'bootstrap resamples', '1000')
+      .option('--fresh', 'delete previous demo runs first'),
+  ).action(
+    action(async (f: DemoFlags) => {
+      const started = performance.now();
+      const out = resolve(f.out);
+      const images = positiveInt(f.images, '--images')!;
+      const epochs = positiveInt(f.epochs, '--epochs')!;
+      const resamples = positiveInt(f.resamples, '--resamples')!;
+      const device = await openDevice(f);
+      console.log(`vitgpu demo on ${device.name}`);
+      console.log(`features: ${device.info.features.join(', ') || 'none'}\n`);
+      if (f.fresh || existsSync(join(out, 'runs'))) await rm(join(out, 'runs'), { recursive: true, force: true });
+
+      console.log('1. Writing synthetic radiographs (PNG, 8- and 16-bit) and master lists');
+      const pretrainCsv = await writeSyntheticDataset(join(out, 'data', 'pretrain'), { images: 2 * images, size: 96, seed: 1001 });
+      const targetCsv = await writeSyntheticDataset(join(out, 'data', 'target'), { images, size: 96, seed: 2002 });
+
+      const base = (data: string, init: string, seed: number, ep: number): RunConfig => ({
+        data: { data, preset: 'demo', filter: 'lanczos', normalize: 'none', cacheDir: undefined },
+        model: { arch: 'vit-tiny-test', init, imageSize: 32 },
+        train: {
+          epochs: ep, batchSize: 16, lr: 1e-3, weightDecay: 0, gradAccum: 1, warmupSteps: 20, cosine: false, minLr: 0,
+          clipNorm: 0, patience: 0, seed, augment: true, rotation: 'nearest',
+        },
+      });
+      const runs = join(out, 'runs');
+      const steps: [string, string, RunConfig][] = [
+        ['pretrained', join(runs, 'pretrain'), base(pretrainCsv, 'random', 1, Math.round(epochs * 1.5))],
+        ['random', join(runs, 'random'), base(targetCsv, 'random', 2, epochs)],
+        ['from-pretrained', join(runs, 'pretrained'), base(targetCsv, join(runs, 'pretrain'), 2, epochs)],
+      ];
+      for (const [i, [label, dir, config]] of steps.entries()) {
+        console.log(`\n${i + 2}. ${i === 0 ? 'Pretraining on a larger synthetic set (stands in for a pretrained checkpoint)' : `Fine-tuning from ${label === 'random' ? 'a random initialization' : 'the pretrained checkpoint'}`} -> ${dir}`);
+        await trainRun(device, dir, config, { resume: false, reporter: consoleReporter({ label }) });
       }
-      await c.data();
-      const ms = (performance.now() - t0) / reps;
-      console.log(`matmul ${n}x${n}x${n}: ${ms.toFixed(1)} ms (${((2 * n ** 3) / ms / 1e6).toFixed(2)} GFLOP/s)`);
-      // A check against the CPU: row 0 of a·b.
-      const [av, bv, cv] = await Promise.all([a.data(), b.data(), c.data()]);
-      let worst = 0;
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let k = 0; k < n; k++) s += av[k] * bv[k * n + j];
-        worst = Math.max(worst, Math.abs(s - cv[j]));
+
+      console.log(`\n5. Comparing the two initializations on the target test split (${resamples} paired bootstrap resamples)`);
+      const pool = new ImagePool({});
+      try {
+        const reporter = consoleReporter({ quiet: true });
+        const preds = [
+          await predictRun(device, join(runs, 'pretrained'), { split: 'test', reporter, name: 'pretrained', pool }),
+          await predictRun(device, join(runs, 'random'), { split: 'test', reporter, name: 'random', pool }),
+        ];
+        const { table, files } = await writeEvaluation(preds, join(out, 'report'), { resamples, seed: 0, baseline: 'random', split: 'test' });
+        console.log(`\n${table.split('\n\n## ')[0]}`);
+        console.log(`\nReport: ${files.join(', ')}`);
+      } finally {
+        await pool.close();
       }
-      console.log(`max |GPU - CPU| on row 0: ${worst.toExponential(2)}`);
-      const mem = device.memory();
-      console.log(`GPU memory: ${(mem.liveBytes / 2 ** 20).toFixed(1)} MiB live, ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB peak`);
-      if (worst > 1e-3) throw new Error(`matmul disagrees with the CPU (max error ${worst})`);
+      console.log(`\nDone in ${((performance.now() - started) / 1000).toFixed(0)} s. The same on real data:`);
+      console.log('  vitgpu train --data master_list.csv --preset vindr-cxr --init dinov2_vitb14.safetensors --out runs/dinov2');
+      console.log('  vitgpu train --data master_list.csv --preset vindr-cxr --init vit_base_patch16_224.augreg_in21k.safetensors --out runs/imagenet');
+      console.log('  vitgpu compare runs/dinov2 runs/imagenet --out report');
     }),
   );
 }

@@ -7,6 +7,7 @@ import { registerDemo } from './demo.js';
 import { registerInspect } from './inspect.js';
 import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
+import { registerEvaluate } from './evaluate.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,6 +21,7 @@ registerDemo(program);
 registerInspect(program);
 registerEmbed(program);
 registerTrain(program);
+registerEvaluate(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

@@ -239,38 +239,50 @@ export class Trainer {
   }
 
   /** Sigmoid probabilities [N, L] for every sample of a source (in its order), with the labels. */
-  async predict(source: BatchSource, withLoss = false): Promise<{ probs: Float32Array; truth: Float32Array; paths: string[]; loss: number }> {
-    const l = this.settings.labels.length;
-    const probs = new Float32Array(source.samples * l);
-    const truth = new Float32Array(source.samples * l);
-    const paths: string[] = [];
-    let offset = 0;
-    let lossSum = 0;
-    let counted = 0;
-    for await (const batch of source.epoch(0)) {
-      const [p, lossValue] = await noGrad(async () => {
-        const out = tidy(() => {
-          const logits = this.model.forward(this.images(batch)).logits!;
-          return { p: logits.sigmoid(), loss: withLoss ? this.batchLoss(batch, logits) : null };
-        });
-        const values = await out.p.data();
-        const lv = out.loss ? await out.loss.item() : 0;
-        out.p.dispose();
-        out.loss?.dispose();
-        return [values, lv] as const;
-      });
-      probs.set(p, offset * l);
-      truth.set(batch.labels, offset * l);
-      paths.push(...batch.paths);
-      offset += batch.size;
-      lossSum += lossValue * batch.size;
-      counted += batch.size;
-    }
-    return { probs, truth, paths, loss: counted ? lossSum / counted : NaN };
+  predict(source: BatchSource, withLoss = false): Promise<Predictions> {
+    return predictSource(this.device, this.model, source, this.settings.labels.length, withLoss ? (b, logits) => this.batchLoss(b, logits) : undefined);
   }
 
   dispose(): void {
     this.optimizer.dispose();
     this.posWeight.dispose();
   }
+}
+
+export interface Predictions {
+  /** [N, L] sigmoid probabilities. */
+  probs: Float32Array;
+  /** [N, L] labels (NaN where ignored). */
+  truth: Float32Array;
+  paths: string[];
+  /** Mean loss per image when a loss was given, else NaN. */
+  loss: number;
+}
+
+/** Runs the model without gradients over every batch of `source`, in order. */
+export async function predictSource(
+  device: Device, model: VisionTransformer, source: BatchSource, labels: number, lossOf?: (b: Batch, logits: Tensor) => Tensor,
+): Promise<Predictions> {
+  const probs = new Float32Array(source.samples * labels);
+  const truth = new Float32Array(source.samples * labels);
+  const paths: string[] = [];
+  const s = model.config.imageSize;
+  let offset = 0;
+  let lossSum = 0;
+  for await (const batch of source.epoch(0)) {
+    const out = noGrad(() =>
+      tidy(() => {
+        const logits = model.forward(device.tensor(batch.images, [batch.size, 3, s, s])).logits!;
+        return { p: logits.sigmoid(), loss: lossOf ? lossOf(batch, logits) : null };
+      }),
+    );
+    probs.set(await out.p.data(), offset * labels);
+    if (out.loss) lossSum += (await out.loss.item()) * batch.size;
+    out.p.dispose();
+    out.loss?.dispose();
+    truth.set(batch.labels, offset * labels);
+    paths.push(...batch.paths);
+    offset += batch.size;
+  }
+  return { probs, truth, paths, loss: lossOf && offset ? lossSum / offset : NaN };
 }

@@ -37,11 +37,16 @@ describe('vitgpu command', () => {
     expect(Array.isArray(report.info.features)).toBe(true);
   });
 
-  it('demo runs a GPU computation checked against the CPU and exits', async () => {
-    const r = await vitgpu(['demo']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/matmul 512x512x512: [\d.]+ ms/);
-  });
+  it('demo (npm start) runs the whole comparison end to end and exits (a short version)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const out = join(mkdtempSync(join(tmpdir(), 'vitgpu-demo-')), 'demo');
+    const r = await vitgpu(['demo', '--out', out, '--images', '60', '--epochs', '1', '--resamples', '50']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\| Label \| pretrained AUC \(%\) \| random AUC \(%\) \| p pretrained > random \(BH\) \|/);
+    expect(r.stdout).toMatch(/roc\.png/);
+  }, 180_000);
 
   it('with no Vulkan driver, the error says what to install', async () => {
     const r = await vitgpu(['devices'], { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' });

@@ -1,0 +1,127 @@
+// `vitgpu eval`, `vitgpu compare` and `vitgpu predict`: test-set metrics with bootstrap intervals,
+// paired comparisons of initializations, and per-image probabilities.
+
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { VitgpuError } from '../engine/errors.js';
+import { tidy } from '../engine/scope.js';
+import { ImagePool } from '../datasets/loader-node.js';
+import { preprocessImage } from '../datasets/image.js';
+import { loadVit } from '../models/load.js';
+import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { predictRun, runSettings, writeEvaluation } from '../train/evaluate-node.js';
+import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { withDataOptions, type DataFlags } from './data-options.js';
+import { list, nonNegativeInt, oneOf, positiveInt } from './options.js';
+import { consoleReporter } from './progress.js';
+
+interface EvalFlags extends DeviceFlags, DataFlags {
+  split: string;
+  out: string;
+  resamples: string;
+  seed: string;
+  batchSize?: string;
+  names?: string;
+  baseline?: string;
+}
+
+/** Only the data flags the user gave (the run's own settings fill the rest). */
+function dataOverrides(f: DataFlags) {
+  return {
+    data: f.data,
+    imageRoot: f.imageRoot,
+    preset: f.preset,
+    pathColumn: f.pathColumn,
+    skipBadImages: f.skipBadImages,
+    cacheDir: f.cache === false ? null : f.cacheDir,
+    workers: positiveInt(f.workers, '--workers'),
+  };
+}
+
+function evalOptions(cmd: Command): Command {
+  return withDeviceOptions(withDataOptions(cmd, false))
+    .option('--split <name>', 'split to evaluate: test, valid or train', 'test')
+    .option('--resamples <n>', 'bootstrap resamples', '1000')
+    .option('--seed <n>', 'bootstrap seed', '0')
+    .option('--batch-size <n>', 'images per batch (default: the run\'s)');
+}
+
+async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
+  const split = oneOf(f.split, '--split', ['test', 'valid', 'train'] as const)!;
+  const names = list(f.names);
+  if (names && names.length !== runs.length) throw new VitgpuError(`--names gives ${names.length} names for ${runs.length} runs`);
+  const resamples = positiveInt(f.resamples, '--resamples')!;
+  const seed = nonNegativeInt(f.seed, '--seed')!;
+  const reporter = consoleReporter();
+  const device = await openDevice(f);
+  const pool = new ImagePool({ workers: positiveInt(f.workers, '--workers') });
+  try {
+    const preds = [];
+    for (const [i, run] of runs.entries()) {
+      reporter.info(`predicting ${run} on the ${split} split`);
+      preds.push(await predictRun(device, run, { data: dataOverrides(f), split, batchSize: positiveInt(f.batchSize, '--batch-size'), reporter, name: names?.[i], pool }));
+    }
+    const { table, files } = await writeEvaluation(preds, f.out, { resamples, seed, baseline: f.baseline, split });
+    console.log(table);
+    console.log(`\nwrote ${files.join(', ')}`);
+  } finally {
+    await pool.close();
+  }
+}
+
+export function registerEvaluate(program: Command): void {
+  evalOptions(
+    program
+      .command('eval')
+      .description('evaluate a run\'s best model: AUC, Youden-threshold metrics, bootstrap intervals, ROC plot')
+      .requiredOption('--run <run-dir>', 'a vitgpu run directory')
+      .requiredOption('--out <dir>', 'output folder: predictions.csv, metrics.json, table.md, roc.png'),
+  ).action(action(async (f: EvalFlags & { run: string }) => runEvaluation([f.run], f)));
+
+  evalOptions(
+    program
+      .command('compare')
+      .description('compare runs (initializations) on the same test images with paired bootstrap p-values')
+      .argument('<runs...>', 'run directories')
+      .requiredOption('--out <dir>', 'output folder: table.md, metrics.json, roc.png, predictions-NAME.csv')
+      .option('--names <a,b,...>', 'model names for the table (default: the run folders\' names)')
+      .option('--baseline <name>', 'the model the others are tested against (default: the last run)'),
+  ).action(action(async (runs: string[], f: EvalFlags) => {
+    if (runs.length < 2) throw new VitgpuError('compare needs at least two runs');
+    await runEvaluation(runs, f);
+  }));
+
+  withDeviceOptions(
+    program
+      .command('predict')
+      .description('print per-label probabilities for images with a run\'s best model')
+      .requiredOption('--run <run-dir>', 'a vitgpu run directory')
+      .argument('<images...>', 'PNG or JPEG files')
+      .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}'),
+  ).action(
+    action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean }) => {
+      const { file, config, labels } = await runSettings(f.run);
+      const device = await openDevice(f);
+      const src = await openSafetensorsFile(file);
+      let model;
+      try {
+        model = (await loadVit(device, src)).model;
+      } finally {
+        await src.close();
+      }
+      const size = model.config.imageSize;
+      if (!f.json) console.log(['image', ...labels].join('\t'));
+      for (const path of images) {
+        const bytes = new Uint8Array(await readFile(path).catch((err: NodeJS.ErrnoException) => {
+          throw new VitgpuError(`${path}: cannot read (${err.code ?? err.message})`);
+        }));
+        const img = preprocessImage(bytes, path, size, config.data.normalize, config.data.filter);
+        const p = tidy(() => model.predict(device.tensor(img.data, [1, 3, size, size])).logits!.sigmoid());
+        const probs = Array.from(await p.data());
+        p.dispose();
+        if (f.json) console.log(JSON.stringify({ image: path, probabilities: Object.fromEntries(labels.map((l, j) => [l, probs[j]])) }));
+        else console.log([path, ...probs.map((v) => v.toFixed(4))].join('\t'));
+      }
+    }),
+  );
+}

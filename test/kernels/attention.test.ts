@@ -1,0 +1,213 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  PLAIN_VARIANTS, attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward, subgroupWidth, type AttentionVariant,
+} from '../../kernels/attention.js';
+import { type Device, type Tensor } from '../../engine/node.js';
+import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+// Tolerances, against the f64 reference. Inputs are chosen so that scores have a spread of about ±1.3
+// (q, k in [-2, 2], scale 1/√D): softmax rows are far from uniform and the online rescale matters.
+// - out: a convex combination of v rows (|v| ≤ 1), accumulated in f32 over N keys with exp2 of
+//   a few ulp error: 1e-5 absolute and relative.
+// - lse: log of a sum of N positive f32 terms, each from a scaled f32 dot product of length D.
+// - gradients: dS = P∘(dP − Di) subtracts two nearly equal f32 numbers (dP and Di, each a sum of
+//   D or D·N products), so relative error grows where dS is small; they are also sums of N terms of
+//   such differences. 2e-5 absolute + 1e-4 relative covers that at N = 1370 with margin, and is
+//   still 100× tighter than any indexing or masking error would produce.
+const OUT_TOL = { atol: 1e-5, rtol: 1e-5 };
+const LSE_TOL = { atol: 2e-5, rtol: 1e-5 };
+const GRAD_TOL = { atol: 2e-5, rtol: 1e-4 };
+
+interface Case {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  g: Float32Array;
+}
+
+function inputs(b: number, h: number, n: number, d: number, seed: number): Case {
+  const size = b * h * n * d;
+  return {
+    q: seededValues(size, seed, -2, 2),
+    k: seededValues(size, seed + 1, -2, 2),
+    v: seededValues(size, seed + 2),
+    g: seededValues(size, seed + 3),
+  };
+}
+
+async function readAll(...ts: Tensor[]): Promise<Float32Array[]> {
+  const out = await Promise.all(ts.map((t) => t.data()));
+  for (const t of ts) t.dispose();
+  return out;
+}
+
+async function checkForward(b: number, h: number, n: number, d: number, scale: number, seed: number, variant?: AttentionVariant) {
+  const c = inputs(b, h, n, d, seed);
+  const shape = [b, h, n, d];
+  const [q, k, v] = [c.q, c.k, c.v].map((x) => device.tensor(x, shape));
+  const { out, lse } = attentionForward(q, k, v, scale, variant);
+  expect(out.shape).toEqual(shape);
+  expect(lse.shape).toEqual([b, h, n]);
+  const [o, l] = await readAll(out, lse, q, k, v);
+  const ref = attentionCpu(c.q, c.k, c.v, b, h, n, d, scale);
+  expectClose(o, ref.out, OUT_TOL, 'out');
+  expectClose(l, ref.lse, LSE_TOL, 'lse');
+}
+
+async function checkBackward(b: number, h: number, n: number, d: number, scale: number, seed: number, variant?: AttentionVariant) {
+  const c = inputs(b, h, n, d, seed);
+  const shape = [b, h, n, d];
+  const [q, k, v, g] = [c.q, c.k, c.v, c.g].map((x) => device.tensor(x, shape));
+  const { out, lse } = attentionForward(q, k, v, scale, variant);
+  const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g, scale, variant && { dq: variant, dkv: variant });
+  const [gq, gk, gv] = await readAll(dq, dk, dv, out, lse, q, k, v, g);
+  const ref = attentionBackwardCpu(c.q, c.k, c.v, c.g, b, h, n, d, scale);
+  expectClose(gq, ref.dq, GRAD_TOL, 'dq');
+  expectClose(gk, ref.dk, GRAD_TOL, 'dk');
+  expectClose(gv, ref.dv, GRAD_TOL, 'dv');
+}
+
+const SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 64],
+  [2, 3, 7, 64],
+  [1, 2, 65, 32],
+  [2, 2, 197, 64],
+  [1, 2, 257, 64],
+  [1, 3, 9, 8],
+  [2, 1, 33, 16],
+];
+
+describe('CPU references', () => {
+  it('backward matches central finite differences of the forward (f64)', () => {
+    const [B, H, N, D, scale] = [1, 2, 5, 4, 0.7];
+    const size = B * H * N * D;
+    const q = Array.from(seededValues(size, 11, -2, 2));
+    const k = Array.from(seededValues(size, 12, -2, 2));
+    const v = Array.from(seededValues(size, 13));
+    const g = Array.from(seededValues(size, 14));
+    const loss = () => attentionCpu(q, k, v, B, H, N, D, scale).out.reduce((s, o, i) => s + o * g[i], 0);
+    const grads = attentionBackwardCpu(q, k, v, g, B, H, N, D, scale);
+    const eps = 1e-6;
+    for (const [name, x, analytic] of [['dq', q, grads.dq], ['dk', k, grads.dk], ['dv', v, grads.dv]] as const) {
+      const numeric = x.map((_, i) => {
+        const x0 = x[i];
+        x[i] = x0 + eps;
+        const up = loss();
+        x[i] = x0 - eps;
+        const down = loss();
+        x[i] = x0;
+        return (up - down) / (2 * eps);
+      });
+      // Central differences in f64: truncation O(eps²) and rounding ~1e-16/eps, both ≪ 1e-8.
+      expectClose(analytic, numeric, { atol: 1e-8, rtol: 1e-7 }, name);
+    }
+  });
+
+  it('forward lse is the log-sum-exp of the scaled scores and out sums the softmax-weighted v', () => {
+    // One query, two keys, D = 4: out = σ·v0 + (1 − σ)·v1 with σ the logistic of the score difference.
+    const q = [1, 0, 0, 0, 0, 0, 0, 0];
+    const k = [2, 0, 0, 0, 0, 0, 0, 0];
+    const v = [1, 2, 3, 4, -1, -2, -3, -4];
+    const { out, lse } = attentionCpu([...q.slice(0, 4), ...q.slice(0, 4)], k, v, 1, 1, 2, 4, 0.5);
+    const s0 = 1; // q0·k0·scale; the other score is 0
+    const w0 = Math.exp(s0) / (Math.exp(s0) + 1);
+    expectClose(out.slice(0, 4), [1, 2, 3, 4].map((x) => w0 * x - (1 - w0) * x), { atol: 1e-12 });
+    expectClose([lse[0]], [Math.log(Math.exp(s0) + 1)], { atol: 1e-12 });
+  });
+});
+
+describe('attention forward', () => {
+  it.each(SHAPES)('[%i, %i, %i, %i] matches the CPU reference', async (b, h, n, d) => {
+    await checkForward(b, h, n, d, 1 / Math.sqrt(d), b * 1000 + n);
+  });
+
+  it('peaked scores (scale 1: the running max changes often) match', async () => {
+    await checkForward(1, 2, 97, 64, 1, 5);
+  });
+
+  it('N = 1370 (ViT-B/14 at 518 px) matches', async () => {
+    await checkForward(1, 1, 1370, 64, 0.125, 7);
+  });
+
+  it('reads permuted q, k, v views ([B, N, H, D] storage)', async () => {
+    const [b, h, n, d] = [2, 3, 11, 16];
+    const c = inputs(b, h, n, d, 21);
+    // Stored as [B, N, H, D], viewed as [B, H, N, D], as a ViT's qkv projection produces them.
+    const stored = (x: Float32Array) => permuteCpu(x, [b, h, n, d], [0, 2, 1, 3]);
+    const [q, k, v] = [c.q, c.k, c.v].map((x) => device.tensor(Float32Array.from(stored(x)), [b, n, h, d]).permute([0, 2, 1, 3]));
+    const live = device.memory().liveBuffers;
+    const { out, lse } = attentionForward(q, k, v, 0.25);
+    expect(device.memory().liveBuffers).toBe(live + 2); // the copies of the views are gone
+    const [o] = await readAll(out, lse, q, k, v);
+    expectClose(o, attentionCpu(c.q, c.k, c.v, b, h, n, d, 0.25).out, OUT_TOL, 'out');
+  });
+
+  it('rejects mismatched shapes and unsupported head dims', () => {
+    const a = device.zeros([1, 2, 3, 8]);
+    expect(() => attentionForward(a, device.zeros([1, 2, 4, 8]), a, 1)).toThrow(/does not match q/);
+    expect(() => attentionForward(device.zeros([2, 3, 6]), a, a, 1)).toThrow(/\[B, H, N, D\]/);
+    const odd = device.zeros([1, 1, 2, 6]);
+    expect(() => attentionForward(odd, odd, odd, 1)).toThrow(/head dim 6/);
+  });
+});
+
+describe('attention backward', () => {
+  it.each(SHAPES)('[%i, %i, %i, %i] matches the CPU reference', async (b, h, n, d) => {
+    await checkBackward(b, h, n, d, 1 / Math.sqrt(d), b * 1000 + n + 1);
+  });
+
+  it('peaked scores (scale 1) match', async () => {
+    await checkBackward(1, 1, 97, 32, 1, 6);
+  });
+
+  it('N = 1370 matches', async () => {
+    await checkBackward(1, 1, 1370, 64, 0.125, 8);
+  });
+});
+
+// Every kernel variant the lab tries, on a small problem (D = 16 keeps LLVM's compile short): row
+// counts that do not divide N, several rows per invocation, key blocks past N, blocks wider than a
+// subgroup (the per-lane stats path of dK/dV), and the plain-load variants used without subgroups.
+const VARIANTS: AttentionVariant[] = [
+  PLAIN_VARIANTS.forward,
+  { wg: 8, rows: 3, keyBlock: 2, subgroup: 0 },
+  { wg: 16, rows: 1, keyBlock: 1, subgroup: 8 },
+  { wg: 8, rows: 2, keyBlock: 3, subgroup: 8 },
+  { wg: 24, rows: 1, keyBlock: 8, subgroup: 8 },
+  { wg: 8, rows: 1, keyBlock: 10, subgroup: 8 },
+];
+
+describe('attention kernel variants', () => {
+  it.each(VARIANTS)('%o: forward and backward match', async (variant) => {
+    if (variant.subgroup > subgroupWidth(device)) return; // this device has no subgroups that wide
+    await checkForward(2, 1, 45, 16, 0.4, 9, variant);
+    await checkBackward(2, 1, 45, 16, 0.4, 10, variant);
+  });
+});
+
+describe('attention memory', () => {
+  it('never allocates the N×N score matrix (N = 1370)', async () => {
+    const [b, h, n, d] = [1, 2, 1370, 64];
+    const c = inputs(b, h, n, d, 31);
+    const shape = [b, h, n, d];
+    const [q, k, v, g] = [c.q, c.k, c.v, c.g].map((x) => device.tensor(x, shape));
+    await device.sync();
+    const before = device.memory().liveBytes;
+    device.pool.resetPeak();
+    const { out, lse } = attentionForward(q, k, v, 0.125);
+    const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g, 0.125);
+    await device.sync();
+    const growth = device.memory().peakBytes - before;
+    const tensorBytes = b * h * n * d * 4;
+    const scoreBytes = b * h * n * n * 4;
+    // out, dq, dk, dv ([B, H, N, D]) plus lse and Di ([B, H, N]), rounded up to pool size classes.
+    expect(growth).toBeLessThanOrEqual(4 * 1.25 * tensorBytes + 2 * 1.25 * b * h * n * 4 + 2 * 256);
+    expect(growth).toBeLessThan(scoreBytes / 4);
+    for (const t of [q, k, v, g, out, lse, dq, dk, dv]) t.dispose();
+  });
+});

@@ -1,0 +1,250 @@
+// Every matmul kernel variant, forced one at a time, against the f64 CPU reference: odd shapes that
+// don't divide any tile, transposed operands read in place (each vec4 layout and the strided one),
+// broadcast batches, and the fused epilogue (bias, GELU, residual, pre-activation) in combinations.
+//
+// Tolerance: an f32 dot product of length K with inputs in [-1, 1] is off by about sqrt(K)·eps·|terms|,
+// so atol = 4e-6·sqrt(K) (as in test/engine/matmul.test.ts), plus 1e-6 for the f32 erf of GELU
+// (|error| < 1.5e-7) and the epilogue's own roundings, and rtol = 1e-5 for outputs far from zero.
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  defaultMatmulVariant,
+  fixedSubgroupSize,
+  matmulCpu,
+  matmulEpilogueCpu,
+  matmulFused,
+  matmulPlan,
+  type MatmulEpilogue,
+  type MatmulKernelConfig,
+  type MatmulOptions,
+  type MatmulVariantName,
+} from '../../kernels/matmul.js';
+import { type Device, type Tensor } from '../../engine/node.js';
+import { broadcastCpu, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+const tol = (k: number) => ({ atol: 4e-6 * Math.sqrt(Math.max(k, 1)) + 1e-6, rtol: 1e-5 });
+
+interface Case {
+  m: number;
+  k: number;
+  n: number;
+  /** Batch axes of A and B (broadcast against each other). */
+  batchA?: number[];
+  batchB?: number[];
+  /** Store A as [..., K, M] and pass its transpose (likewise B as [..., N, K]). */
+  aT?: boolean;
+  bT?: boolean;
+}
+
+interface EpilogueCase {
+  bias?: boolean;
+  gelu?: boolean;
+  /** The residual's shape, or true for the output's shape. */
+  residual?: boolean | number[];
+  pre?: boolean;
+}
+
+const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
+const swapLast = (s: readonly number[]) => [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]];
+const swapAxes = (r: number) => [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2];
+
+/** A logical [..., rows, cols] operand, stored transposed when `t`, with its row-major host copy. */
+function operand(shape: number[], t: boolean, seed: number): { tensor: Tensor; host: Float64Array; store: Tensor } {
+  const stored = t ? swapLast(shape) : shape;
+  const data = seededValues(prod(stored), seed);
+  const store = device.tensor(data, stored);
+  const tensor = t ? store.transpose() : store;
+  const host = t ? permuteCpu(data, stored, swapAxes(stored.length)) : Float64Array.from(data);
+  return { tensor, host, store };
+}
+
+/** Runs `variant` on `c` with the epilogue `e`, checks out (and pre) against the CPU, returns the plan. */
+async function check(variant: MatmulVariantName | undefined, c: Case, e: EpilogueCase = {}, blocking: MatmulOptions = {}): Promise<MatmulKernelConfig> {
+  const { m, k, n } = c;
+  const batchA = c.batchA ?? [];
+  const batchB = c.batchB ?? [];
+  const batch = batchA.length >= batchB.length ? [...batchA] : [...batchB];
+  for (let i = 1; i <= Math.min(batchA.length, batchB.length); i++) {
+    batch[batch.length - i] = Math.max(batchA[batchA.length - i], batchB[batchB.length - i]);
+  }
+  const outShape = [...batch, m, n];
+  const A = operand([...batchA, m, k], !!c.aT, 11);
+  const B = operand([...batchB, k, n], !!c.bT, 12);
+  const biasData = e.bias ? seededValues(n, 13) : undefined;
+  const resShape = e.residual === true ? outShape : e.residual || undefined;
+  const resData = resShape ? seededValues(prod(resShape), 14) : undefined;
+  const epilogue: MatmulEpilogue = {
+    bias: biasData ? device.tensor(biasData, [n]) : undefined,
+    gelu: e.gelu,
+    residual: resData && resShape ? device.tensor(resData, resShape) : undefined,
+    preActivation: e.pre,
+  };
+  const options: MatmulOptions = { ...blocking, ...(variant ? { variant } : {}) };
+  const plan = matmulPlan(A.tensor, B.tensor, epilogue, options);
+  const { out, pre } = matmulFused(A.tensor, B.tensor, epilogue, options);
+  expect(out.shape).toEqual(outShape);
+
+  const bsz = prod(batch);
+  const aB = broadcastCpu(A.host, [...batchA, m, k], [...batch, m, k]);
+  const bB = broadcastCpu(B.host, [...batchB, k, n], [...batch, k, n]);
+  const product = matmulCpu(aB, bB, bsz, m, k, n);
+  const ref = matmulEpilogueCpu(product, n, {
+    bias: biasData,
+    gelu: e.gelu,
+    residual: resData && resShape ? broadcastCpu(resData, resShape, outShape) : undefined,
+  });
+  const what = `${variant ?? 'default'} ${JSON.stringify(c)} ${JSON.stringify(e)}`;
+  expectClose(await out.data(), ref.out, tol(k), `${what} out`);
+  if (e.pre) {
+    expect(pre?.shape).toEqual(outShape);
+    expectClose(await pre!.data(), ref.pre, tol(k), `${what} pre`);
+  } else {
+    expect(pre).toBeUndefined();
+  }
+  for (const t of [out, pre, A.tensor, A.store, B.tensor, B.store, epilogue.bias, epilogue.residual]) t?.dispose();
+  return plan;
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [65, 97, 43],
+  [197, 64, 197],
+  [257, 129, 65],
+  [197, 768, 96],
+];
+
+const VARIANTS: MatmulVariantName[] = ['subgroup', 'register', 'tiled'];
+
+describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
+  /** The 'subgroup' variant needs subgroups of a fixed size; skip it on adapters without. */
+  const supported = () => variant !== 'subgroup' || fixedSubgroupSize(device) !== null;
+
+  it.each(SHAPES)('[%i, %i] · [%i, …] matches the CPU reference', async (m, k, n) => {
+    if (!supported()) return;
+    const plan = await check(variant, { m, k, n });
+    expect(plan.variant).toBe(variant);
+    expect(plan.kTail).toBe(k % 4 !== 0);
+  });
+
+  it('reads transposed operands in place, in every layout', async () => {
+    if (!supported()) return;
+    // A [M, K] from Xᵀ with X [K, M]: contiguous along m ('m4', and K % 4 != 0 exercises the k tail).
+    let plan = await check(variant, { m: 68, k: 37, n: 45, aT: true });
+    expect([plan.a, plan.b]).toEqual(['m4', 'strided']);
+    // B = Wᵀ for a Linear weight W [N, K]: contiguous along k ('k4').
+    plan = await check(variant, { m: 45, k: 36, n: 50, bT: true });
+    expect([plan.a, plan.b]).toEqual(['k4', 'k4']);
+    plan = await check(variant, { m: 64, k: 52, n: 40, aT: true, bT: true });
+    expect([plan.a, plan.b]).toEqual(['m4', 'k4']);
+    plan = await check(variant, { m: 33, k: 40, n: 36 });
+    expect([plan.a, plan.b]).toEqual(['k4', 'n4']);
+    plan = await check(variant, { m: 8, k: 12, n: 20, aT: true });
+    expect([plan.a, plan.b]).toEqual(['m4', 'n4']);
+    // Transposed but odd: strided scalar loads, alone or next to a vec4 layout.
+    plan = await check(variant, { m: 37, k: 29, n: 19, aT: true, bT: true });
+    expect([plan.a, plan.b]).toEqual(['strided', 'strided']);
+    plan = await check(variant, { m: 9, k: 6, n: 8 });
+    expect([plan.a, plan.b]).toEqual(['strided', 'n4']);
+    plan = await check(variant, { m: 5, k: 8, n: 7, aT: true, bT: true });
+    expect([plan.a, plan.b]).toEqual(['strided', 'k4']);
+  });
+
+  it('other blockings: more column groups, other row counts', async () => {
+    if (!supported() || variant === 'tiled') return;
+    const lanes = variant === 'subgroup' ? fixedSubgroupSize(device)! : 8;
+    const wide = { rows: 2 * lanes, colVecs: 2 };
+    let plan = await check(variant, { m: 70, k: 44, n: 75 }, {}, wide);
+    expect(plan).toMatchObject({ ...wide, a: 'k4', b: 'strided' });
+    plan = await check(variant, { m: 40, k: 36, n: 72, bT: true }, { bias: true }, wide);
+    expect(plan).toMatchObject({ ...wide, a: 'k4', b: 'k4' });
+    plan = await check(variant, { m: 36, k: 23, n: 50, aT: true }, {}, wide);
+    expect(plan).toMatchObject({ ...wide, a: 'm4', b: 'strided' });
+    const narrow = { rows: variant === 'subgroup' ? lanes : 4, colVecs: 3 };
+    plan = await check(variant, { m: 30, k: 20, n: 101 }, {}, narrow);
+    expect(plan).toMatchObject({ ...narrow, a: 'k4', b: 'strided' });
+  });
+
+  it('batched: broadcast batch axes, flattened or copied', async () => {
+    if (!supported()) return;
+    // B broadcast over a leading axis: its batch strides (0, K·N) don't flatten, so B is copied.
+    await check(variant, { m: 11, k: 13, n: 9, batchA: [2, 3], batchB: [3] });
+    // B shared by every batch (batch stride 0), A contiguous: vec4 layouts with a batch stride.
+    const plan = await check(variant, { m: 20, k: 16, n: 24, batchA: [4] });
+    expect([plan.a, plan.b]).toEqual(['k4', 'n4']);
+    // Transposed batched views.
+    await check(variant, { m: 12, k: 8, n: 20, batchA: [3], batchB: [3], aT: true, bT: true });
+    await check(variant, { m: 5, k: 7, n: 6, batchA: [2, 1], batchB: [1, 3], bT: true });
+  });
+
+  it.each<EpilogueCase>([
+    { bias: true },
+    { gelu: true },
+    { gelu: true, pre: true },
+    { residual: true },
+    { bias: true, residual: [36] },
+    { bias: true, gelu: true, residual: true, pre: true },
+  ])('fused epilogue %o (vec4 layouts)', async (e) => {
+    if (!supported()) return;
+    await check(variant, { m: 33, k: 40, n: 36, batchA: [2] }, e);
+  });
+
+  it.each<EpilogueCase>([
+    { bias: true, gelu: true, pre: true },
+    { bias: true, gelu: true, residual: true, pre: true },
+  ])('fused epilogue %o (strided operands, k tail)', async (e) => {
+    if (!supported()) return;
+    await check(variant, { m: 19, k: 21, n: 23, bT: true }, e);
+  });
+});
+
+describe('matmul variant choice', () => {
+  it('picks per adapter: subgroup (or register) on a CPU adapter, tiled on a GPU', () => {
+    const cpuLike = device.info.architecture === 'software' || /llvmpipe|swiftshader/i.test(device.info.description);
+    const chosen = defaultMatmulVariant(device);
+    if (cpuLike) expect(chosen).toBe(fixedSubgroupSize(device) ? 'subgroup' : 'register');
+    const gpu = {
+      info: { ...device.info, architecture: 'hopper', vendor: 'nvidia', device: 'H100', description: 'NVIDIA H100', isFallbackAdapter: false },
+      gpu: { adapterInfo: { subgroupMinSize: 32, subgroupMaxSize: 32 } },
+    } as unknown as Device;
+    expect(defaultMatmulVariant(gpu)).toBe('tiled');
+    const swiftshader = {
+      info: { ...device.info, architecture: '', vendor: 'google', description: 'SwiftShader Device (Subzero)', features: [] },
+      gpu: {},
+    } as unknown as Device;
+    expect(defaultMatmulVariant(swiftshader)).toBe('register');
+  });
+
+  it('the Linear layouts are read in place: x·Wᵀ, dY·W and Xᵀ·dY', () => {
+    const x = device.zeros([2, 197, 64]);
+    const w = device.zeros([96, 64]);
+    const dy = device.zeros([2, 197, 96]);
+    expect(matmulPlan(x, w.transpose())).toMatchObject({ a: 'k4', b: 'k4' });
+    expect(matmulPlan(dy, w)).toMatchObject({ a: 'k4', b: 'n4' });
+    const flatX = x.reshape([394, 64]);
+    const flatDy = dy.reshape([394, 96]);
+    expect(matmulPlan(flatDy.transpose(), flatX)).toMatchObject({ a: 'm4', b: 'n4' });
+    for (const t of [x, w, dy, flatX, flatDy]) t.dispose();
+  });
+
+  it('K = 0: the epilogue of a zero product', async () => {
+    const bias = device.tensor([1, -2, 3]);
+    const residual = device.tensor([[0.5, 0.5, 0.5], [1, 1, 1]]);
+    const { out, pre } = matmulFused(device.zeros([2, 0]), device.zeros([0, 3]), { bias, residual, preActivation: true });
+    expect(Array.from(await out.data())).toEqual([1.5, -1.5, 3.5, 2, -1, 4]);
+    expect(Array.from(await pre!.data())).toEqual([1, -2, 3, 1, -2, 3]);
+  });
+
+  it('rejects a bias or residual of the wrong shape', () => {
+    const a = device.zeros([4, 3]);
+    const b = device.zeros([3, 5]);
+    expect(() => matmulFused(a, b, { bias: device.zeros([4]) })).toThrow(/bias \[4\] must be \[5\]/);
+    expect(() => matmulFused(a, b, { residual: device.zeros([3, 5]) })).toThrow(/residual/);
+    expect(() => matmulFused(a, device.zeros([4, 5]))).toThrow(/inner dimensions differ/);
+  });
+});
