@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { tidy } from '../engine/scope.js';
 import { loadVit } from '../models/load.js';
-import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { openFileSource } from '../engine/node.js';
 import { checkNormalize, preprocessImage } from '../datasets/image.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { positiveInt } from './options.js';
@@ -37,7 +37,7 @@ export function registerEmbed(program: Command): void {
       const imageSize = positiveInt(opts.imageSize, '--image-size');
       const heads = positiveInt(opts.heads, '--heads');
       const device = await openDevice(opts);
-      const src = await openSafetensorsFile(opts.weights);
+      const src = await openFileSource(opts.weights);
       let loaded;
       try {
         loaded = await loadVit(device, src, { arch: opts.arch, imageSize, heads });

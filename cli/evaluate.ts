@@ -8,7 +8,7 @@ import { tidy } from '../engine/scope.js';
 import { ImagePool } from '../datasets/loader-node.js';
 import { preprocessImage } from '../datasets/image.js';
 import { loadVit } from '../models/load.js';
-import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { openFileSource } from '../engine/node.js';
 import { predictRun, runSettings, writeEvaluation } from '../train/evaluate-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { withDataOptions, type DataFlags } from './data-options.js';
@@ -102,7 +102,7 @@ export function registerEvaluate(program: Command): void {
     action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean }) => {
       const { file, config, labels } = await runSettings(f.run);
       const device = await openDevice(f);
-      const src = await openSafetensorsFile(file);
+      const src = await openFileSource(file);
       let model;
       try {
         model = (await loadVit(device, src)).model;

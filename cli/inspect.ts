@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { readHeader } from '../models/safetensors.js';
-import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { openFileSource } from '../engine/node.js';
 import { planCheckpoint } from '../models/checkpoint.js';
 import { action } from './run.js';
 
@@ -14,7 +14,7 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(
       action(async (file: string, opts: { json?: boolean }) => {
-        const src = await openSafetensorsFile(file);
+        const src = await openFileSource(file);
         try {
           const header = await readHeader(src);
           const tensors = [...header.tensors.values()].sort((a, b) => a.begin - b.begin);

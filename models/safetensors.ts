@@ -8,7 +8,7 @@
 // claiming a 2^40-byte header is rejected before anything is allocated), and readTensorF32() reads
 // one tensor's byte range in bounded chunks, so loading a model tensor by tensor never holds the file
 // twice. The data comes through a ByteSource: an in-memory buffer, a browser Blob/File, or a Node
-// FileHandle (models/safetensors-node.ts).
+// FileHandle (openFileSource in engine/node.ts).
 
 import { VitgpuError } from '../engine/errors.js';
 

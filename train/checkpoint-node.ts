@@ -9,8 +9,8 @@ import type { Device } from '../engine/device.js';
 import type { AdamW } from '../engine/optim.js';
 import { VitgpuError } from '../engine/errors.js';
 import { loadVit, vitCheckpointTensors } from '../models/load.js';
-import { readHeader, readTensorF32, type TensorToWrite } from '../models/safetensors.js';
-import { openSafetensorsFile, writeSafetensorsFile } from '../models/safetensors-node.js';
+import { encodeSafetensors, readHeader, readTensorF32, type TensorToWrite } from '../models/safetensors.js';
+import { openFileSource, writeFileAtomic } from '../engine/node.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { TrainState } from './trainer.js';
 
@@ -37,7 +37,7 @@ export async function saveTrainCheckpoint(
   if (extra.state) metadata.train_state = JSON.stringify(extra.state);
   if (extra.run) metadata.run = JSON.stringify(extra.run);
   await mkdir(dirname(path), { recursive: true });
-  await writeSafetensorsFile(path, all, metadata);
+  await writeFileAtomic(path, encodeSafetensors(all, metadata));
 }
 
 export interface LoadedCheckpoint {
@@ -51,7 +51,7 @@ export interface LoadedCheckpoint {
 }
 
 export async function loadTrainCheckpoint(device: Device, path: string): Promise<LoadedCheckpoint> {
-  const src = await openSafetensorsFile(path);
+  const src = await openFileSource(path);
   try {
     const header = await readHeader(src);
     if (header.metadata.format !== 'vitgpu') throw new VitgpuError(`${path}: not a vitgpu checkpoint (no format=vitgpu in __metadata__)`);

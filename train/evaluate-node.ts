@@ -10,7 +10,7 @@ import { mkdir, writeFile, rename } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Device } from '../engine/device.js';
 import { VitgpuError } from '../engine/errors.js';
-import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { openFileSource } from '../engine/node.js';
 import { readHeader } from '../models/safetensors.js';
 import { loadVit } from '../models/load.js';
 import { splitSamples, type Split } from '../datasets/dataset.js';
@@ -40,7 +40,7 @@ async function writeAtomic(path: string, data: string | Uint8Array): Promise<voi
 /** The run settings stored with a run's best checkpoint. */
 export async function runSettings(runDir: string): Promise<{ file: string; config: RunConfig; labels: string[] }> {
   const file = join(runDir, 'best.safetensors');
-  const src = await openSafetensorsFile(file).catch((err: NodeJS.ErrnoException) => {
+  const src = await openFileSource(file).catch((err: NodeJS.ErrnoException) => {
     throw new VitgpuError(`${runDir}: no best.safetensors (${err.code ?? err.message}); is this a vitgpu run directory?`);
   });
   try {
@@ -64,7 +64,7 @@ export async function predictRun(
   try {
     const opened = await openData(data, config.model.imageSize, opts.reporter, [opts.split], pool);
     const samples = splitSamples(opened.samples, opts.split);
-    const src = await openSafetensorsFile(file);
+    const src = await openFileSource(file);
     let model;
     try {
       model = (await loadVit(device, src)).model;

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Device } from '../engine/device.js';
 import { VitgpuError } from '../engine/errors.js';
 import { loadVit } from '../models/load.js';
-import { openSafetensorsFile } from '../models/safetensors-node.js';
+import { openFileSource } from '../engine/node.js';
 import { VisionTransformer, presetConfig } from '../models/vit.js';
 import { loadMasterList, positiveWeights, splitSamples, type MasterList, type Sample } from '../datasets/dataset.js';
 import { getPreset, presetOptions } from '../datasets/presets.js';
@@ -159,7 +159,7 @@ export async function initModel(device: Device, m: ModelOptions, labels: number,
   const st = await stat(file).catch(() => null);
   if (!st) throw new VitgpuError(`--init ${m.init}: no such file or run directory`);
   if (st.isDirectory()) file = join(file, 'best.safetensors');
-  const src = await openSafetensorsFile(file);
+  const src = await openFileSource(file);
   try {
     const { model, report } = await loadVit(device, src, { arch: m.arch, imageSize: m.imageSize, labels, seed, heads: m.heads });
     reporter.info(`initialization: ${file} (${report.format} naming, ${report.config.name}${report.newHead ? `; new head: ${report.newHead}` : ''})`);

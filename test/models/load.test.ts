@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type Device } from '../../engine/node.js';
 import { loadVit, vitCheckpointTensors } from '../../models/load.js';
 import { bytesSource, encodeSafetensors, readHeader, readTensorF32 } from '../../models/safetensors.js';
-import { openSafetensorsFile, writeSafetensorsFile } from '../../models/safetensors-node.js';
+import { openFileSource, writeFileAtomic } from '../../engine/node.js';
 import { VisionTransformer, presetConfig } from '../../models/vit.js';
 import { expectClose, getDevice, seededValues } from '../helpers.js';
 
@@ -82,8 +82,8 @@ describe('loading checkpoints', () => {
     const model = new VisionTransformer(device, presetConfig('vit-tiny-test', { labels: 4, layerScale: true }), { seed: 3 });
     const { tensors, metadata } = await vitCheckpointTensors(model, { labels: 'a,b,c,d' });
     const path = join(mkdtempSync(join(tmpdir(), 'vitgpu-ckpt-')), 'model.safetensors');
-    await writeSafetensorsFile(path, tensors, metadata);
-    const src = await openSafetensorsFile(path);
+    await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+    const src = await openFileSource(path);
     const { model: again, report } = await loadVit(device, src);
     await src.close();
     expect(report.format).toBe('vitgpu');

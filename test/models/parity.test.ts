@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tidy, type Device } from '../../engine/node.js';
 import { loadVit } from '../../models/load.js';
-import { openSafetensorsFile } from '../../models/safetensors-node.js';
+import { openFileSource } from '../../engine/node.js';
 import { expectClose, getDevice } from '../helpers.js';
 
 const DIR = new URL('../fixtures/vit/', import.meta.url).pathname;
@@ -37,7 +37,7 @@ const TOL = { atol: 2e-5, rtol: 1e-4 };
 describe('ViT matches PyTorch', () => {
   it.each(Object.keys(expected.cases))('%s', async (file) => {
     const c = expected.cases[file];
-    const src = await openSafetensorsFile(`${DIR}${file}`);
+    const src = await openFileSource(`${DIR}${file}`);
     const { model, report } = await loadVit(device, src, { imageSize: 32, heads: 2 });
     await src.close();
     expect(report.format).toBe(c.format);

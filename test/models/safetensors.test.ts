@@ -21,7 +21,7 @@ import {
   type ByteSource,
   type TensorToWrite,
 } from '../../models/safetensors.js';
-import { openSafetensorsFile, writeSafetensorsFile } from '../../models/safetensors-node.js';
+import { openFileSource, writeFileAtomic } from '../../engine/node.js';
 import { VitgpuError } from '../../engine/errors.js';
 
 /** mulberry32: deterministic uniform [0, 1). */
@@ -226,9 +226,9 @@ describe('reading and writing', () => {
     const path = join(dir, 'model.safetensors');
     await writeFile(path, 'old contents');
     const tensors = sample();
-    await writeSafetensorsFile(path, tensors, { format: 'pt' });
+    await writeFileAtomic(path, encodeSafetensors(tensors, { format: 'pt' }));
     expect((await readdir(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
-    const file = await openSafetensorsFile(path);
+    const file = await openFileSource(path);
     try {
       expect(file.name).toBe(path);
       const header = await readHeader(file);
@@ -255,8 +255,9 @@ describe('reading and writing', () => {
       { name: 'a', dtype: 'F32', shape: [1], data: Float32Array.of(1) },
       { name: 'a', dtype: 'F32', shape: [1], data: Float32Array.of(2) },
     ];
-    await expect(writeSafetensorsFile(path, dup)).rejects.toThrow(/tensor "a": name used by more than one tensor/);
-    await expect(writeSafetensorsFile(join(dir, 'no-such-dir', 'x.safetensors'), sample())).rejects.toThrow(/ENOENT/);
+    // Encoding errors come before any file exists.
+    await expect(async () => writeFileAtomic(path, encodeSafetensors(dup))).rejects.toThrow(/tensor "a": name used by more than one tensor/);
+    await expect(writeFileAtomic(join(dir, 'no-such-dir', 'x.safetensors'), encodeSafetensors(sample()))).rejects.toThrow(/ENOENT/);
     expect(await readFile(path, 'utf8')).toBe('previous');
     expect((await readdir(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
@@ -325,8 +326,8 @@ describe('reading and writing', () => {
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = (next() - 0.5) * 8;
     const path = join(dir, 'big.safetensors');
-    await writeSafetensorsFile(path, [{ name: 'big', dtype: 'F16', shape: [n / 1024, 1024], data }]);
-    const file = await openSafetensorsFile(path);
+    await writeFileAtomic(path, encodeSafetensors([{ name: 'big', dtype: 'F16', shape: [n / 1024, 1024], data }]));
+    const file = await openFileSource(path);
     const reads: number[] = [];
     const recording: ByteSource = {
       size: file.size,

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parameterShapes, presetConfig } from '../../models/vit.js';
-import { writeSafetensorsFile } from '../../models/safetensors-node.js';
+import { writeFileAtomic } from '../../engine/node.js';
+import { encodeSafetensors } from '../../models/safetensors.js';
 import { expectClose, seededValues } from '../helpers.js';
 
 const run = promisify(execFile);
@@ -25,16 +26,16 @@ describe.skipIf(!slow)('full-size ViT-B', () => {
       name, dtype: 'F32' as const, shape, data: seededValues(shape.reduce((a, b) => a * b, 1), i, -0.02, 0.02),
     }));
     const bytes = tensors.reduce((s, t) => s + t.data.byteLength, 0);
-    await writeSafetensorsFile(path, tensors, {});
+    await writeFileAtomic(path, encodeSafetensors(tensors, {}));
     tensors.length = 0;
     const script = `
       import { createNodeDevice } from '${ROOT}dist/engine/node.js';
       import { loadVit } from '${ROOT}dist/models/load.js';
-      import { openSafetensorsFile } from '${ROOT}dist/models/safetensors-node.js';
+      import { openFileSource } from '${ROOT}dist/engine/node.js';
       const device = await createNodeDevice();
       await device.sync();
       const before = process.memoryUsage().rss;
-      const src = await openSafetensorsFile(${JSON.stringify(path)});
+      const src = await openFileSource(${JSON.stringify(path)});
       const { model } = await loadVit(device, src);
       await device.sync();
       console.log(JSON.stringify({ before, maxRss: process.resourceUsage().maxRSS * 1024, params: model.parameters().length }));
@@ -53,11 +54,11 @@ describe.skipIf(!slow)('full-size ViT-B', () => {
     const expected = JSON.parse(readFileSync(join(full!, 'expected.json'), 'utf8'));
     const { createNodeDevice } = await import('../../engine/node.js');
     const { loadVit } = await import('../../models/load.js');
-    const { openSafetensorsFile } = await import('../../models/safetensors-node.js');
+    const { openFileSource } = await import('../../engine/node.js');
     const device = await createNodeDevice();
     const image = device.tensor(expected.image, expected.image_shape);
     for (const [file, c] of Object.entries(expected.cases) as [string, { embedding: number[] }][]) {
-      const src = await openSafetensorsFile(join(full!, file));
+      const src = await openFileSource(join(full!, file));
       const { model } = await loadVit(device, src, { imageSize: 224 });
       await src.close();
       expectClose(await model.predict(image).embedding.data(), c.embedding, { atol: 1e-4, rtol: 1e-3 }, file);
