@@ -38,7 +38,7 @@ export function registerTrain(program: Command): void {
     .requiredOption('--out <run-dir>', 'run directory: best.safetensors, last/, log.jsonl, config.json')
     .option('--init <file|run|random>', 'initialization: a safetensors checkpoint (timm, DINOv2, HF), a vitgpu run directory, or random')
     .option('--arch <name>', `architecture (${Object.keys(PRESETS).join(', ')}); with a checkpoint: auto or a preset it must match`, 'auto')
-    .option('--image-size <n>', 'input size (default 224)')
+    .option('--image-size <n>', 'input size (default: 224 with a checkpoint, the preset\'s with random)')
     .option('--heads <n>', 'attention heads when the checkpoint cannot tell (default width / 64)')
     .option('--epochs <n>', 'maximum epochs', '100')
     .option('--batch-size <n>', 'images per batch', '30')
@@ -64,7 +64,13 @@ export function registerTrain(program: Command): void {
         const arch = f.arch === 'auto' && f.init === 'random' ? 'vit-b16' : f.arch;
         config = {
           data: dataOptions(f),
-          model: { arch, init: f.init, imageSize: positiveInt(f.imageSize, '--image-size') ?? 224, heads: positiveInt(f.heads, '--heads') },
+          model: {
+            arch,
+            init: f.init,
+            // Random init: the preset's own size; a checkpoint: 224, the paper's input.
+            imageSize: positiveInt(f.imageSize, '--image-size') ?? (f.init === 'random' && PRESETS[arch] ? PRESETS[arch].imageSize : 224),
+            heads: positiveInt(f.heads, '--heads'),
+          },
           train: {
             epochs: positiveInt(f.epochs, '--epochs')!,
             batchSize: positiveInt(f.batchSize, '--batch-size')!,
