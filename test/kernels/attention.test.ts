@@ -170,23 +170,22 @@ describe('attention backward', () => {
   });
 });
 
-// Every kernel variant the lab tries, on a small problem (D = 16 keeps LLVM's compile short): row
-// counts that do not divide N, several rows per invocation, key blocks past N, blocks wider than a
-// subgroup (the per-lane stats path of dK/dV), and the plain-load variants used without subgroups.
+// Kernel variants beyond the defaults, on a small problem (D = 4 keeps LLVM's compile short; its cost
+// grows with the unrolled loads): the plain-load defaults used without subgroups, several rows per
+// invocation, key blocks that run past N, a workgroup of three subgroups, and key blocks wider than a
+// subgroup (the (lse, Di) pairs then come in two loads per lane).
 const VARIANTS: AttentionVariant[] = [
   PLAIN_VARIANTS.forward,
-  { wg: 8, rows: 3, keyBlock: 2, subgroup: 0 },
-  { wg: 16, rows: 1, keyBlock: 1, subgroup: 8 },
-  { wg: 8, rows: 2, keyBlock: 3, subgroup: 8 },
-  { wg: 24, rows: 1, keyBlock: 8, subgroup: 8 },
+  { wg: 8, rows: 2, keyBlock: 2, subgroup: 0 },
+  { wg: 24, rows: 2, keyBlock: 3, subgroup: 8 },
   { wg: 8, rows: 1, keyBlock: 10, subgroup: 8 },
 ];
 
 describe('attention kernel variants', () => {
   it.each(VARIANTS)('%o: forward and backward match', async (variant) => {
     if (variant.subgroup > subgroupWidth(device)) return; // this device has no subgroups that wide
-    await checkForward(2, 1, 45, 16, 0.4, 9, variant);
-    await checkBackward(2, 1, 45, 16, 0.4, 10, variant);
+    await checkForward(2, 1, 45, 4, 0.8, 9, variant);
+    await checkBackward(2, 1, 45, 4, 0.8, 10, variant);
   });
 });
 

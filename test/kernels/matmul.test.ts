@@ -125,15 +125,15 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
   /** The 'subgroup' variant needs subgroups of a fixed size; skip it on adapters without. */
   const supported = () => variant !== 'subgroup' || fixedSubgroupSize(device) !== null;
 
-  it.each(SHAPES)('[%i, %i] · [%i, …] matches the CPU reference', async (m, k, n) => {
-    if (!supported()) return;
+  it.for(SHAPES)('%i×%i×%i (M×K×N) matches the CPU reference', async ([m, k, n], { skip }) => {
+    if (!supported()) skip();
     const plan = await check(variant, { m, k, n });
     expect(plan.variant).toBe(variant);
     expect(plan.kTail).toBe(k % 4 !== 0);
   });
 
-  it('reads transposed operands in place, in every layout', async () => {
-    if (!supported()) return;
+  it('reads transposed operands in place, in every layout', async ({ skip }) => {
+    if (!supported()) skip();
     // A [M, K] from Xᵀ with X [K, M]: contiguous along m ('m4', and K % 4 != 0 exercises the k tail).
     let plan = await check(variant, { m: 68, k: 37, n: 45, aT: true });
     expect([plan.a, plan.b]).toEqual(['m4', 'strided']);
@@ -155,8 +155,8 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
     expect([plan.a, plan.b]).toEqual(['strided', 'k4']);
   });
 
-  it('other blockings: more column groups, other row counts', async () => {
-    if (!supported() || variant === 'tiled') return;
+  it('other blockings: more column groups, other row counts', async ({ skip }) => {
+    if (!supported() || variant === 'tiled') skip();
     const lanes = variant === 'subgroup' ? fixedSubgroupSize(device)! : 8;
     const wide = { rows: 2 * lanes, colVecs: 2 };
     let plan = await check(variant, { m: 70, k: 44, n: 75 }, {}, wide);
@@ -170,35 +170,38 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
     expect(plan).toMatchObject({ ...narrow, a: 'k4', b: 'strided' });
   });
 
-  it('batched: broadcast batch axes, flattened or copied', async () => {
-    if (!supported()) return;
+  it('batched: broadcast batch axes, flattened or copied', async ({ skip }) => {
+    if (!supported()) skip();
     // B broadcast over a leading axis: its batch strides (0, K·N) don't flatten, so B is copied.
     await check(variant, { m: 11, k: 13, n: 9, batchA: [2, 3], batchB: [3] });
-    // B shared by every batch (batch stride 0), A contiguous: vec4 layouts with a batch stride.
+    // B 2-D, A contiguous: the batch is folded into A's rows ([4, 20, 16] read as [80, 16]).
     const plan = await check(variant, { m: 20, k: 16, n: 24, batchA: [4] });
     expect([plan.a, plan.b]).toEqual(['k4', 'n4']);
+    await check(variant, { m: 1, k: 8, n: 12, batchA: [5] }, { bias: true });
+    // Rows that don't run on across batches (a transposed batch) are not folded.
+    await check(variant, { m: 12, k: 8, n: 20, batchA: [3], aT: true }, { residual: true });
     // Transposed batched views.
     await check(variant, { m: 12, k: 8, n: 20, batchA: [3], batchB: [3], aT: true, bT: true });
     await check(variant, { m: 5, k: 7, n: 6, batchA: [2, 1], batchB: [1, 3], bT: true });
   });
 
-  it.each<EpilogueCase>([
+  it.for<EpilogueCase>([
     { bias: true },
     { gelu: true },
     { gelu: true, pre: true },
     { residual: true },
     { bias: true, residual: [36] },
     { bias: true, gelu: true, residual: true, pre: true },
-  ])('fused epilogue %o (vec4 layouts)', async (e) => {
-    if (!supported()) return;
+  ])('fused epilogue %o (vec4 layouts)', async (e, { skip }) => {
+    if (!supported()) skip();
     await check(variant, { m: 33, k: 40, n: 36, batchA: [2] }, e);
   });
 
-  it.each<EpilogueCase>([
+  it.for<EpilogueCase>([
     { bias: true, gelu: true, pre: true },
     { bias: true, gelu: true, residual: true, pre: true },
-  ])('fused epilogue %o (strided operands, k tail)', async (e) => {
-    if (!supported()) return;
+  ])('fused epilogue %o (strided operands, k tail)', async (e, { skip }) => {
+    if (!supported()) skip();
     await check(variant, { m: 19, k: 21, n: 23, bT: true }, e);
   });
 });
