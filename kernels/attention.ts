@@ -1,25 +1,31 @@
 // Fused scaled-dot-product attention, forward and backward, flash-attention style: the N×N score
 // matrix never reaches memory. q, k, v, out and their gradients are contiguous f32 [B, H, N, D], with
-// D (a multiple of 4) baked into the WGSL.
+// D (a multiple of 4) baked into the WGSL; the generated code is fully unrolled over D.
 //
 // Forward: one invocation owns `rows` query rows; their q rows (pre-multiplied by scale·log2 e, so
-// every exponential is a bare exp2) and output accumulators stay in private memory while the keys and
-// values stream past. Keys come `keyBlock` at a time, so the online-softmax rescale of the
-// accumulators happens once per block. The per-row log-sum-exp (natural log, of the scaled scores) is
-// written for the backward.
+// every exponential is a bare exp2) and output accumulators stay in private memory while the key and
+// value rows stream past, `keyBlock` at a time, with the online-softmax rescale once per block. The
+// per-row log-sum-exp (natural log, of the scaled scores) is written for the backward.
 //
 // Backward (FlashAttention-2 without atomics): a small kernel packs (lse·log2 e, Di = rowsum(dOut∘out))
-// per row; then one kernel loops over keys per query row for dQ, and one loops over queries per key
-// row for dK and dV, both recomputing p = exp(s·scale − lse). That recomputes s and dP twice (7
+// per row; then one kernel loops over the keys per query row for dQ, and one loops over the queries per
+// key row for dK and dV, both recomputing p = exp(s·scale − lse). That computes s and dP twice (7
 // D-length products per (i, j) pair instead of 5) but needs neither N×N scratch nor atomics.
 //
-// Streamed rows (the key and value rows in the forward, …) are the same for every invocation of a
-// workgroup. On lavapipe (Mesa 25) every storage load is a per-lane scalar gather with a bounds check
-// and a branch, far dearer than the arithmetic, even when all lanes read the same address. With
-// `subgroup` = S > 0 each lane of a subgroup loads a different vec4 of the row and
-// subgroupBroadcast hands it to the others (an extract and a splat there): S times fewer loads.
-// Invocations never return early (rows past N are clamped and only their stores are skipped), so
-// every subgroup is full for the broadcasts.
+// Why the code looks the way it does (lavapipe, Mesa 25, measured with bench/lab/attention.lab.ts):
+// - Each storage load is a per-lane scalar gather with a bounds check and a branch (~3 cycles per
+//   float per lane), even when every lane reads the same address, while arithmetic runs 8 lanes wide.
+//   The streamed rows are the same for every invocation, so with `subgroup` = S > 0 each lane loads a
+//   different vec4 of the row and subgroupBroadcast (an extract and a splat there) hands it to the
+//   others: S times fewer loads, 5–10× faster than plain loads.
+// - More rows per invocation amortize those loads further (forward: 2 rows are ~30% faster than 1),
+//   but LLVM's compile time grows steeply with the private state (2·D·rows floats and more): a D = 64
+//   forward compiles in seconds with 2 rows and takes tens of seconds with 3 or 4. The defaults stop
+//   where the gain stops paying for the compile; lavapipe caches compiled shaders on disk.
+// - Key blocks beyond 1 added register pressure and no speed.
+// Invocations never return early (rows past N are clamped and only their stores are skipped), so every
+// subgroup is full for the broadcasts. On GPUs without subgroups the plain variants read the rows
+// directly, which their caches broadcast anyway.
 
 import { Tensor } from '../engine/tensor.js';
 import { ShapeError } from '../engine/errors.js';
@@ -39,17 +45,18 @@ export interface AttentionVariant {
   subgroup: number;
 }
 
-/** Variants for each kernel, chosen with bench/lab/attention.lab.ts on lavapipe (numbers there). */
+/** A variant for each kernel. */
 export interface AttentionVariants {
   forward: AttentionVariant;
   dq: AttentionVariant;
   dkv: AttentionVariant;
 }
 
+/** With subgroups at least 8 wide: chosen with bench/lab/attention.lab.ts on lavapipe. */
 export const SUBGROUP_VARIANTS: AttentionVariants = {
-  forward: { wg: 16, rows: 2, keyBlock: 1, subgroup: 8 },
-  dq: { wg: 16, rows: 1, keyBlock: 1, subgroup: 8 },
-  dkv: { wg: 16, rows: 1, keyBlock: 1, subgroup: 8 },
+  forward: { wg: 8, rows: 2, keyBlock: 1, subgroup: 8 },
+  dq: { wg: 8, rows: 1, keyBlock: 1, subgroup: 8 },
+  dkv: { wg: 8, rows: 1, keyBlock: 1, subgroup: 8 },
 };
 
 /** Without subgroups (or with subgroups narrower than 8): plain loads, which a GPU's caches broadcast. */
@@ -102,6 +109,9 @@ function streamedRow(subgroup: number, d4: number, buf: string, name: string, at
   };
 }
 
+/** Kernel name suffix for errors and VITGPU_DEBUG_WGSL filters: D and the variant. */
+const variantName = (d: number, v: AttentionVariant) => `d${d}_${v.wg}x${v.rows}x${v.keyBlock}${v.subgroup ? `_sg${v.subgroup}` : ''}`;
+
 /** Shader header: the subgroups extension when used. */
 const enableSubgroups = (v: AttentionVariant) => (v.subgroup ? 'enable subgroups;\n' : '');
 
@@ -115,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let qs = pf(2u) * ${LOG2E};
   let rowStart = wid.x * ${v.wg * v.rows}u + lid;`;
 
-/** Stores the vec4 array `src` (times `mul`) as row `row` of `buf`. */
+/** Stores the vec4 array `src` (times `mul`) as the row of `buf` starting at vec4 index `at`. */
 const storeRow = (d4: number, buf: string, at: string, src: string, mul: string) =>
   each(d4, (c) => `${buf}[${at} + ${c}u] = ${src}[${c}]${mul};`);
 
@@ -180,7 +190,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_fwd_d${d}`, source, paramWords: FWD_WORDS };
+    return { name: `attention_fwd_${variantName(d, variant)}`, source, paramWords: FWD_WORDS };
   });
 }
 
@@ -196,9 +206,17 @@ export function attentionWorkgroups(n: number, bh: number, variant: AttentionVar
 
 // ---- backward ----
 
-// Params: [rows, outOffset, dOutOffset, lseOffset] (out and dOut offsets in vec4s)
+// Params: [rows, outOffset, dOutOffset, lseOffset] (out and dOut offsets in vec4s, lse's in floats)
 const STATS_WORDS = 4;
 const STATS_WG = 64;
+
+export function attentionRowStatsParams(rows: number, outOffset4: number, dOutOffset4: number, lseOffset: number): Uint32Array {
+  return new Params().u32(rows, outOffset4, dOutOffset4, lseOffset).toArray();
+}
+
+export function attentionRowStatsWorkgroups(rows: number): [number, number] {
+  return grid1d(rows, STATS_WG);
+}
 
 /** Packs (lse·log2 e, Di = Σ_d dOut[i, d]·out[i, d]) per row: what the backward kernels read per row. */
 export function attentionRowStatsKernel(d: number): Kernel {
@@ -288,7 +306,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dq_d${d}`, source, paramWords: BWD_WORDS };
+    return { name: `attention_bwd_dq_${variantName(d, variant)}`, source, paramWords: BWD_WORDS };
   });
 }
 
@@ -303,9 +321,9 @@ export function attentionBackwardDkvKernel(d: number, variant: AttentionVariant)
   return defineKernel(`attention:bwd_dkv:${d}:${wg}:${R}:${QB}:${S}`, () => {
     const d4 = d / 4;
     const rows = range(R);
-    const qs = range(QB);
-    const qRows = qs.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
-    const gRows = qs.map((t) => streamedRow(S, d4, 'dO', `gr${t}`, `gBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
+    const queries = range(QB);
+    const qRows = queries.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
+    const gRows = queries.map((t) => streamedRow(S, d4, 'dO', `gr${t}`, `gBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
     // With subgroups the (lse, Di) pairs of a block of queries come from one load per lane per S queries.
     const statParts = S > 0 ? Math.ceil(QB / S) : 0;
     const source = `${enableSubgroups(variant)}// attention backward dK dV, D=${d}, ${wg} invocations × ${R} key rows, ${QB} queries per step, subgroup ${S}
@@ -329,20 +347,20 @@ ${entry(variant)}
   for (var i0 = 0u; i0 < N; i0 += ${QB}u) {
     ${statParts
       ? `${range(statParts).map((m) => `let stl${m} = stats[statBase + min(i0 + ${m * S}u + sgid, N - 1u)];`).join(' ')}
-    ${qs.map((t) => `let st${t} = subgroupBroadcast(stl${Math.floor(t / S)}, ${t % S}u);`).join(' ')}`
-      : qs.map((t) => `let st${t} = stats[statBase + min(i0 + ${t}u, N - 1u)];`).join(' ')}
+    ${queries.map((t) => `let st${t} = subgroupBroadcast(stl${Math.floor(t / S)}, ${t % S}u);`).join(' ')}`
+      : queries.map((t) => `let st${t} = stats[statBase + min(i0 + ${t}u, N - 1u)];`).join(' ')}
     ${qRows.map((x) => x.loads).join('\n    ')}
     ${gRows.map((x) => x.loads).join('\n    ')}
-    ${rows.map((r) => qs.map((t) => `var s${r}_${t} = 0.0; var dp${r}_${t} = 0.0;`).join(' ')).join('\n    ')}
+    ${rows.map((r) => queries.map((t) => `var s${r}_${t} = 0.0; var dp${r}_${t} = 0.0;`).join(' ')).join('\n    ')}
     ${each(d4, (c) => `{
-      ${qs.map((t) => `let qc${t} = ${qRows[t].chunk(c)}; let gc${t} = ${gRows[t].chunk(c)};`).join(' ')}
-      ${rows.map((r) => qs.map((t) => `s${r}_${t} += dot(qc${t}, k${r}[${c}]); dp${r}_${t} += dot(gc${t}, v${r}[${c}]);`).join(' ')).join('\n      ')}
+      ${queries.map((t) => `let qc${t} = ${qRows[t].chunk(c)}; let gc${t} = ${gRows[t].chunk(c)};`).join(' ')}
+      ${rows.map((r) => queries.map((t) => `s${r}_${t} += dot(qc${t}, k${r}[${c}]); dp${r}_${t} += dot(gc${t}, v${r}[${c}]);`).join(' ')).join('\n      ')}
     }`)}
-    ${rows.map((r) => qs.map((t) => `let p${r}_${t} = select(0.0, exp2(s${r}_${t} - st${t}.x), i0 + ${t}u < N); let ds${r}_${t} = p${r}_${t} * (dp${r}_${t} - st${t}.y);`).join('\n    ')).join('\n    ')}
+    ${rows.map((r) => queries.map((t) => `let p${r}_${t} = select(0.0, exp2(s${r}_${t} - st${t}.x), i0 + ${t}u < N); let ds${r}_${t} = p${r}_${t} * (dp${r}_${t} - st${t}.y);`).join('\n    ')).join('\n    ')}
     ${each(d4, (c) => `{
-      ${qs.map((t) => `let qc${t} = ${qRows[t].chunk(c)}; let gc${t} = ${gRows[t].chunk(c)};`).join(' ')}
-      ${rows.map((r) => `dv${r}[${c}] += ${qs.map((t) => `p${r}_${t} * gc${t}`).join(' + ')};
-      dk${r}[${c}] += ${qs.map((t) => `ds${r}_${t} * qc${t}`).join(' + ')};`).join('\n      ')}
+      ${queries.map((t) => `let qc${t} = ${qRows[t].chunk(c)}; let gc${t} = ${gRows[t].chunk(c)};`).join(' ')}
+      ${rows.map((r) => `dv${r}[${c}] += ${queries.map((t) => `p${r}_${t} * gc${t}`).join(' + ')};
+      dk${r}[${c}] += ${queries.map((t) => `ds${r}_${t} * qc${t}`).join(' + ')};`).join('\n      ')}
     }`)}
   }
   let scale = pf(2u);
@@ -353,7 +371,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dkv_d${d}`, source, paramWords: BWD_WORDS };
+    return { name: `attention_bwd_dkv_${variantName(d, variant)}`, source, paramWords: BWD_WORDS };
   });
 }
 
@@ -445,8 +463,8 @@ export function attentionBackward(
     device.dispatch(
       attentionRowStatsKernel(d),
       [stats.storage.buffer, oc.storage.buffer, gc.storage.buffer, lc.storage.buffer],
-      new Params().u32(rowCount, oc.offset / 4, gc.offset / 4, lc.offset).toArray(),
-      grid1d(rowCount, STATS_WG),
+      attentionRowStatsParams(rowCount, oc.offset / 4, gc.offset / 4, lc.offset),
+      attentionRowStatsWorkgroups(rowCount),
     );
     const params = attentionBackwardParams(n, b * h, scale, { q: qc.offset / 4, k: kc.offset / 4, v: vc.offset / 4, dOut: gc.offset / 4 });
     const inputs = [qc, kc, vc, gc, stats].map((t) => t.storage.buffer);
