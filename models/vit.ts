@@ -227,13 +227,15 @@ export class VisionTransformer {
       const k = qkv.narrow(0, 1, 1).squeeze(0);
       const v = qkv.narrow(0, 2, 1).squeeze(0);
       const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
-      let y = linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`));
-      if (c.layerScale) y = y.mul(p(`${pre}.ls1.gamma`));
-      x = x.add(y);
+      // Without LayerScale the residual add happens in the projection's matmul epilogue.
+      x = c.layerScale
+        ? x.add(linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`)).mul(p(`${pre}.ls1.gamma`)))
+        : linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`), { residual: x });
       const h2 = layerNorm(x, p(`${pre}.norm2.weight`), p(`${pre}.norm2.bias`), c.eps);
-      let m = linear(linear(h2, p(`${pre}.mlp.fc1.weight`), p(`${pre}.mlp.fc1.bias`), { gelu: true }), p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`));
-      if (c.layerScale) m = m.mul(p(`${pre}.ls2.gamma`));
-      x = x.add(m);
+      const hidden = linear(h2, p(`${pre}.mlp.fc1.weight`), p(`${pre}.mlp.fc1.bias`), { gelu: true });
+      x = c.layerScale
+        ? x.add(linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`)).mul(p(`${pre}.ls2.gamma`)))
+        : linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`), { residual: x });
     }
     const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
     const embedding = normed.narrow(1, 0, 1).reshape([b, d]);

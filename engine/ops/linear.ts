@@ -1,13 +1,14 @@
 // Differentiable matrix products: matmul (NumPy semantics) and linear (x·Wᵀ + b, optionally GELU and a
-// residual add fused into the matmul's epilogue). The forward kernels are in kernels/matmul.ts via
-// engine/ops/matmul.ts; the backward rules are here, next to the ops.
+// residual add fused into the matmul's epilogue). The forward kernels are in kernels/matmul.ts (through
+// engine/ops/matmul.ts for plain products); the backward rules are here, next to the ops.
 
 import type { Tensor } from '../tensor.js';
 import { needsGrad, noGrad, record } from '../autograd.js';
 import { ShapeError } from '../errors.js';
 import { shapeStr } from '../shape.js';
 import { matmul as matmulForward } from './matmul.js';
-import { sumToShape } from './elementwise.js';
+import { elementwise, sumToShape } from './elementwise.js';
+import { matmulFused } from '../../kernels/matmul.js';
 
 /** [..., M, K] · [..., K, N] with broadcast batch axes; 1-D operands promoted as in NumPy. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
@@ -33,17 +34,40 @@ export interface LinearOptions {
   residual?: Tensor;
 }
 
-/** y = act(x·Wᵀ + b) + residual for x [..., in], W [out, in] (PyTorch's layout), b [out]. */
+/**
+ * y = act(x·Wᵀ + b) + residual for x [..., in], W [out, in] (PyTorch's layout), b [out]: one matmul
+ * kernel with bias, GELU and residual in its epilogue; W is read transposed in place.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   if (weight.rank !== 2) throw new ShapeError(`linear: weight must be [out, in], got ${shapeStr(weight.shape)}`);
   const [outF, inF] = weight.shape;
-  if (x.shape[x.rank - 1] !== inF) {
+  if (x.rank === 0 || x.shape[x.rank - 1] !== inF) {
     throw new ShapeError(`linear: input ${shapeStr(x.shape)} does not end in ${inF} (weight ${shapeStr(weight.shape)})`);
   }
   if (bias && bias.shape.join() !== `${outF}`) throw new ShapeError(`linear: bias ${shapeStr(bias.shape)} must be [${outF}]`);
-  let y = matmul(x, weight.transpose());
-  if (bias) y = y.add(bias);
-  if (opts.gelu) y = y.gelu();
-  if (opts.residual) y = y.add(opts.residual);
-  return y;
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const residual = opts.residual;
+  if (residual && residual.shape.join() !== outShape.join()) {
+    throw new ShapeError(`linear: residual ${shapeStr(residual.shape)} must match the output ${shapeStr(outShape)}`);
+  }
+  const gelu = Boolean(opts.gelu);
+  const grad = needsGrad(x, weight, bias, residual);
+  const { out, pre } = noGrad(() =>
+    matmulFused(x, weight.transpose(), { bias: bias ?? undefined, gelu, residual, preActivation: gelu && grad }),
+  );
+  if (!grad) return out;
+  const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  const rows = x.size / inF;
+  return record(out, 'linear', inputs, pre ? [x, weight, pre] : [x, weight], (g, [xs, ws, zs]) => {
+    // z = x·Wᵀ + b, y = act(z) + r: dz = act'(z)·g, dx = dz·W, dW = dzᵀ·x (over all rows), db = Σ dz, dr = g.
+    const dz = zs ? elementwise('geluGrad', [zs, g]) : g;
+    const dz2 = dz.reshape([rows, outF]);
+    const grads: (Tensor | null)[] = [
+      x.requiresGrad ? matmulForward(dz, ws) : null,
+      weight.requiresGrad ? matmulForward(dz2.transpose(), xs.reshape([rows, inF])) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? dz2.sum(0) : null);
+    if (residual) grads.push(residual.requiresGrad ? g : null);
+    return grads;
+  });
 }
