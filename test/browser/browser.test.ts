@@ -234,4 +234,30 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRE)('browser: engine runs unchanged in C
     console.log(`[browser test] browser ${((tBrowser - t0) / 1000).toFixed(1)} s, Node + compare ${((Date.now() - tBrowser) / 1000).toFixed(1)} s`);
     expect(failures, failures.join('\n')).toEqual([]);
   }, TEST_TIMEOUT_MS);
+
+  it('the page web/index.html loads a checkpoint and an image and matches PyTorch', async () => {
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: PAGE_TIMEOUT_MS });
+    const app = await browser.newPage();
+    try {
+      await app.route('**/*', (route) => (route.request().url().startsWith(origin + '/') ? route.continue() : route.abort('blockedbyclient')));
+      await app.goto(`${origin}/index.html`, { waitUntil: 'load', timeout: PAGE_TIMEOUT_MS });
+      const fixtures = new URL('../fixtures/vit/', import.meta.url).pathname;
+      await app.setInputFiles('#weights', join(fixtures, 'hf-vit-f32.safetensors'));
+      await app.setInputFiles('#image', join(fixtures, 'image.png'));
+      await app.fill('#size', '32');
+      await app.fill('#heads', '2');
+      await app.click('#run');
+      await app.waitForFunction(() => (window as unknown as { __vitgpuPage?: unknown }).__vitgpuPage || document.getElementById('log')!.textContent!.includes('error:'), null, { timeout: PAGE_TIMEOUT_MS });
+      const result = await app.evaluate(() => (window as unknown as { __vitgpuPage?: { embedding: number[]; probabilities: number[] | null } }).__vitgpuPage);
+      const logText = await app.textContent('#log');
+      expect(result, logText ?? '').toBeTruthy();
+      const expected = JSON.parse(await readFile(join(fixtures, 'expected.json'), 'utf8')).cases['hf-vit-f32.safetensors'];
+      // SwiftShader's exp/erf differ from lavapipe's by a few ulps; through two blocks that stays < 1e-4.
+      result!.embedding.forEach((v: number, i: number) => expect(Math.abs(v - expected.embedding[i])).toBeLessThan(2e-4 + 2e-4 * Math.abs(expected.embedding[i])));
+      expect(result!.probabilities).toHaveLength(expected.logits.length);
+      expect(logText).toMatch(/hf-vit naming/);
+    } finally {
+      await app.close();
+    }
+  }, TEST_TIMEOUT_MS);
 });
