@@ -223,15 +223,22 @@ export async function trainRun(device: Device, runDir: string, config: RunConfig
     const validLoader = makeLoader(valid, config.data, data.imageRoot, config.model.imageSize, t.batchSize, pool, null);
     const state = resumed?.state ?? initialState();
     const logPath = join(runDir, 'log.jsonl');
+    if (resumed) {
+      // The log may hold an epoch the checkpoint does not (killed between the two): rewrite it from the checkpoint.
+      const tmp = `${logPath}.tmp-${process.pid}`;
+      await writeFile(tmp, state.history.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      await rename(tmp, logPath);
+    }
     try {
       const final = await trainer.run(batchSource(trainLoader, train.length), batchSource(validLoader, valid.length), state, {
         onStep: (info) => reporter.step?.(info),
         onEpoch: (record) => reporter.epochEnd?.(record),
         saveCheckpoint: async (st, optimizer, best) => {
-          const rec = st.history[st.history.length - 1];
-          await appendFile(logPath, `${JSON.stringify(rec)}\n`);
-          await saveTrainCheckpoint(lastPath, model, optimizer, { state: st, run: config, labels });
+          // Best first, then last, then the log line: whatever a kill interrupts, the last checkpoint
+          // never claims an epoch whose best weights are missing, and resume rewrites the log from it.
           if (best) await saveTrainCheckpoint(join(runDir, 'best.safetensors'), model, null, { labels, run: config });
+          await saveTrainCheckpoint(lastPath, model, optimizer, { state: st, run: config, labels });
+          await appendFile(logPath, `${JSON.stringify(st.history[st.history.length - 1])}\n`);
         },
       });
       const summary = {
