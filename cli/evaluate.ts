@@ -7,9 +7,7 @@ import { VitgpuError } from '../engine/errors.js';
 import { tidy } from '../engine/scope.js';
 import { ImagePool } from '../datasets/loader-node.js';
 import { preprocessImage } from '../datasets/image.js';
-import { loadVit } from '../models/load.js';
-import { openFileSource } from '../engine/node.js';
-import { predictRun, runSettings, writeEvaluation } from '../train/evaluate-node.js';
+import { loadRunModel, predictRun, runSettings, writeEvaluation } from '../train/evaluate-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { withDataOptions, type DataFlags } from './data-options.js';
 import { list, nonNegativeInt, oneOf, positiveInt } from './options.js';
@@ -102,13 +100,7 @@ export function registerEvaluate(program: Command): void {
     action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean }) => {
       const { file, config, labels } = await runSettings(f.run);
       const device = await openDevice(f);
-      const src = await openFileSource(file);
-      let model;
-      try {
-        model = (await loadVit(device, src)).model;
-      } finally {
-        await src.close();
-      }
+      const model = await loadRunModel(device, file);
       const size = model.config.imageSize;
       if (!f.json) console.log(['image', ...labels].join('\t'));
       for (const path of images) {

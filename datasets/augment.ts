@@ -17,17 +17,9 @@
 
 import type { RgbImage } from './image.js';
 
-/** mulberry32: a small, fast 32-bit PRNG; returns uniform floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../engine/prng.js';
+
+export { mulberry32 };
 
 /** MurmurHash3's 32-bit finalizer: every input bit affects every output bit. */
 function fmix32(h: number): number {

@@ -31,17 +31,9 @@ import {
   type LabelStatus,
 } from './metrics.js';
 
-/** mulberry32: a seeded 32-bit generator of uniform numbers in [0, 1); the seed is taken modulo 2^32. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../engine/prng.js';
+
+export { mulberry32 };
 
 /** `resamples` arrays of n indices in [0, n), drawn with replacement from mulberry32(seed). */
 export function bootstrapIndices(n: number, resamples: number, seed: number): Int32Array[] {

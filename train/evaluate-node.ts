@@ -13,6 +13,7 @@ import { VitgpuError } from '../engine/errors.js';
 import { openFileSource } from '../engine/node.js';
 import { readHeader } from '../models/safetensors.js';
 import { loadVit } from '../models/load.js';
+import type { VisionTransformer } from '../models/vit.js';
 import { splitSamples, type Split } from '../datasets/dataset.js';
 import { ImagePool } from '../datasets/loader-node.js';
 import { compareModels } from '../eval/bootstrap.js';
@@ -52,6 +53,16 @@ export async function runSettings(runDir: string): Promise<{ file: string; confi
   }
 }
 
+/** The model in a vitgpu checkpoint file (a run's best.safetensors). */
+export async function loadRunModel(device: Device, file: string): Promise<VisionTransformer> {
+  const src = await openFileSource(file);
+  try {
+    return (await loadVit(device, src)).model;
+  } finally {
+    await src.close();
+  }
+}
+
 /** Predictions of a run's best model on `split` of its master list (or of `data`, when given). */
 export async function predictRun(
   device: Device, runDir: string, opts: { data?: Partial<DataOptions>; split: Split; batchSize?: number; reporter: Reporter; name?: string; pool?: ImagePool },
@@ -64,13 +75,7 @@ export async function predictRun(
   try {
     const opened = await openData(data, config.model.imageSize, opts.reporter, [opts.split], pool);
     const samples = splitSamples(opened.samples, opts.split);
-    const src = await openFileSource(file);
-    let model;
-    try {
-      model = (await loadVit(device, src)).model;
-    } finally {
-      await src.close();
-    }
+    const model = await loadRunModel(device, file);
     const loader = makeLoader(samples, data, opened.imageRoot, model.config.imageSize, opts.batchSize ?? config.train.batchSize, pool, null);
     try {
       const p = await predictSource(device, model, batchSource(loader, samples.length), labels.length);

@@ -1,24 +1,9 @@
 // The command line, run as users run it (bin/vitgpu.js on the build that `npm test` makes first).
 
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { vitgpu } from '../cli-runner.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/vitgpu.js', import.meta.url).pathname;
 
-async function vitgpu(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('vitgpu command', () => {
   it('--help lists the commands', async () => {
@@ -49,7 +34,7 @@ describe('vitgpu command', () => {
   }, 180_000);
 
   it('with no Vulkan driver, the error says what to install', async () => {
-    const r = await vitgpu(['devices'], { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' });
+    const r = await vitgpu(['devices'], { env: { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' } });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/No WebGPU adapter found/);
     expect(r.stderr).toMatch(/mesa-vulkan-drivers/);

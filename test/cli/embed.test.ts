@@ -1,27 +1,15 @@
 // `vitgpu embed` and `vitgpu inspect` on the PyTorch parity fixtures, run as users run them.
 
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { vitgpu } from '../cli-runner.js';
 import { expectClose } from '../helpers.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/vitgpu.js', import.meta.url).pathname;
 const DIR = new URL('../fixtures/vit/', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(`${DIR}expected.json`, 'utf8')) as { cases: Record<string, { embedding: number[]; logits: number[] | null }> };
 
-async function vitgpu(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('vitgpu embed', () => {
   it.each(['timm-f32', 'dinov2-hub-f32', 'hf-vit-f32', 'hf-dinov2-f32', 'timm-f16', 'hf-dinov2-bf16'])(

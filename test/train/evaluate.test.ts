@@ -1,28 +1,16 @@
 // `vitgpu eval`, `compare` and `predict` on two small trained runs, as users run them.
 
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { decode } from 'fast-png';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { vitgpu } from '../cli-runner.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/vitgpu.js', import.meta.url).pathname;
 let dir: string;
 let csv: string;
 
-async function vitgpu(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 300_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vitgpu-eval-'));

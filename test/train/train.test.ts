@@ -1,29 +1,18 @@
 // `vitgpu train` as users run it: validation AUC rises on synthetic data, a killed run resumes to the
 // same result as an uninterrupted one, and bad input fails before training with a clear message.
 
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN, vitgpu } from '../cli-runner.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
 import { bytesSource, readHeader, readTensorF32 } from '../../models/safetensors.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/vitgpu.js', import.meta.url).pathname;
 let dir: string;
 let csv: string;
 
-async function vitgpu(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 300_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const common = ['--init', 'random', '--arch', 'vit-tiny-test', '--image-size', '32', '--batch-size', '16', '--lr', '2e-3', '--seed', '7', '--workers', '1'];
 
