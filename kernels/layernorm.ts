@@ -4,24 +4,11 @@
 // per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
 // over rows, one invocation per column (consecutive invocations read consecutive columns).
 
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
+import { Params, defineKernel, grid1d, linearIndex, paramsBlock, workgroupReduce, type Kernel } from './wgsl.js';
 
 const WG = 64;
 
-const ROW_REDUCE = `
-var<workgroup> red: array<vec2<f32>, ${WG}>;
-fn rowSum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-`;
+const ROW_REDUCE = workgroupReduce('rowSum2', 'vec2<f32>', WG, (a, b) => `${a} + ${b}`);
 
 // Params: [rows, D, eps(f32)]
 export function layerNormForwardKernel(): Kernel {

@@ -1,24 +1,11 @@
 // Softmax over the last axis, one workgroup per row: y = exp(x - max) / Σ exp(x - max).
 // Backward: dx = y · (dy - Σ dy·y).
 
-import { defineKernel, paramsBlock, Params, type Kernel } from './wgsl.js';
+import { defineKernel, paramsBlock, Params, workgroupReduce, type Kernel } from './wgsl.js';
 
 const WG = 64;
 
-const ROW_REDUCE = `
-var<workgroup> red: array<f32, ${WG}>;
-fn rowReduce(lid: u32, v: f32, isMax: bool) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = select(red[lid] + red[lid + s], max(red[lid], red[lid + s]), isMax); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-`;
+const ROW_REDUCE = workgroupReduce('rowReduce', 'f32', WG, (a, b) => `select(${a} + ${b}, max(${a}, ${b}), isMax)`, ', isMax: bool');
 
 // Params: [rows, D, -inf bits]
 export function softmaxForwardKernel(): Kernel {

@@ -59,6 +59,29 @@ export function grid1d(threads: number, wg: number): [number, number] {
 }
 
 /**
+ * A reduction across the `wg` invocations of a workgroup through workgroup memory (a tree of
+ * barriers), as WGSL function `name(lid, v, ...extraParams)`. Every invocation gets the result; call it
+ * in uniform control flow.
+ */
+export function workgroupReduce(name: string, type: string, wg: number, combine: (a: string, b: string) => string, extraParams = ''): string {
+  const buf = `${name}Scratch`;
+  return `
+var<workgroup> ${buf}: array<${type}, ${wg}>;
+fn ${name}(lid: u32, v: ${type}${extraParams}) -> ${type} {
+  ${buf}[lid] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { ${buf}[lid] = ${combine(`${buf}[lid]`, `${buf}[lid + s]`)}; }
+    workgroupBarrier();
+  }
+  let r = ${buf}[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+}
+
+/**
  * erf(x) for f32 (WGSL has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7, enough for the exact
  * GELU at f32 precision.
  */
