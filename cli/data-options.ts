@@ -11,6 +11,7 @@ export interface DataFlags {
   preset?: string;
   labels?: string;
   pathColumn?: string;
+  pathSuffix?: string;
   splitColumn?: string;
   uncertain?: string;
   allViews?: boolean;
@@ -28,9 +29,10 @@ export function withDataOptions(cmd: Command, required: boolean): Command {
   return cmd
     .addOption(data)
     .option('--image-root <dir>', 'folder the image paths are relative to (default: the CSV\'s folder)')
-    .addOption(new Option('--preset <name>', 'dataset preset: label list, path column and view filter').choices([...PRESET_NAMES]))
+    .addOption(new Option('--preset <name>', 'dataset preset: label list, path column and view filter (default: generic)').choices([...PRESET_NAMES]))
     .option('--labels <a,b,c>', 'label columns to use, in this order (default: the preset\'s, or every other column)')
     .option('--path-column <name>', 'image-path column (default: the preset\'s)')
+    .option('--path-suffix <ext>', 'appended to every image path, for lists that hold ids (e.g. .png)')
     .option('--split-column <name>', 'split column', 'split')
     .option('--uncertain <policy>', 'uncertain labels (-1): negative (as in the paper), positive, or ignore (left out of the loss)', 'negative')
     .option('--all-views', 'keep every view even where the preset keeps frontal views only')
@@ -50,6 +52,7 @@ export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
     preset: f.preset ?? base.preset,
     labels: list(f.labels) ?? base.labels,
     pathColumn: f.pathColumn ?? base.pathColumn,
+    pathSuffix: f.pathSuffix ?? base.pathSuffix,
     splitColumn: f.splitColumn ?? base.splitColumn,
     uncertain: oneOf(f.uncertain, '--uncertain', ['negative', 'positive', 'ignore'] as const) ?? base.uncertain,
     allViews: f.allViews ?? base.allViews,

@@ -30,6 +30,7 @@ function dataOverrides(f: DataFlags) {
     imageRoot: f.imageRoot,
     preset: f.preset,
     pathColumn: f.pathColumn,
+    pathSuffix: f.pathSuffix,
     skipBadImages: f.skipBadImages,
     cacheDir: f.cache === false ? null : f.cacheDir,
     workers: positiveInt(f.workers, '--workers'),

@@ -26,10 +26,17 @@ export interface DatasetPreset {
   views?: readonly string[];
 }
 
-export const PRESET_NAMES = ['vindr-cxr', 'chestx-ray14', 'chexpert', 'mimic-cxr', 'padchest', 'demo'] as const;
+export const PRESET_NAMES = ['generic', 'vindr-cxr', 'chestx-ray14', 'chexpert', 'mimic-cxr', 'padchest', 'demo'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const PRESETS: Readonly<Record<PresetName, DatasetPreset>> = {
+  generic: {
+    name: 'generic',
+    description: 'any master list: a common image-path column name, every other column (but split) a label',
+    pathColumn: ['image', 'path', 'image_path', 'img_path', 'Path', 'filename', 'file'],
+    splitColumn: 'split',
+    labels: null,
+  },
   'vindr-cxr': {
     name: 'vindr-cxr',
     description: 'VinDr-CXR, 11 labels, all views',

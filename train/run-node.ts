@@ -31,6 +31,8 @@ export interface DataOptions {
   preset?: string;
   labels?: string[];
   pathColumn?: string;
+  /** Appended to every image path (for lists that hold ids, e.g. '.png'). */
+  pathSuffix?: string;
   splitColumn?: string;
   uncertain?: 'negative' | 'positive' | 'ignore';
   /** Keep all views even where the preset filters them. */
@@ -92,13 +94,14 @@ export async function openData(opts: DataOptions, imageSize: number, reporter: R
   const csvText = await readFile(opts.data, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new VitgpuError(`${opts.data}: cannot read the master list (${err.code ?? err.message})`);
   });
-  const preset = getPreset(opts.preset ?? 'demo');
+  const preset = getPreset(opts.preset ?? 'generic');
   const list = loadMasterList(
     csvText,
     opts.data,
     presetOptions(preset, {
       labels: opts.labels,
       pathColumn: opts.pathColumn,
+      pathSuffix: opts.pathSuffix,
       splitColumn: opts.splitColumn,
       uncertain: opts.uncertain,
       ...(opts.allViews ? { viewColumn: null, views: null } : {}),

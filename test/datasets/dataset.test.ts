@@ -177,7 +177,7 @@ describe('presets', () => {
     expect(PRESETS.padchest.views).toEqual(['PA', 'AP', 'AP_horizontal']);
     expect(PRESETS['vindr-cxr'].views).toBeUndefined();
     for (const name of PRESET_NAMES) expect(new Set(PRESETS[name].labels ?? []).size).toBe((PRESETS[name].labels ?? []).length);
-    expect(() => getPreset('nih')).toThrow(/unknown dataset preset "nih" \(known: vindr-cxr, chestx-ray14, chexpert, mimic-cxr, padchest, demo\)/);
+    expect(() => getPreset('nih')).toThrow(/unknown dataset preset "nih" \(known: generic, vindr-cxr, chestx-ray14, chexpert, mimic-cxr, padchest, demo\)/);
   });
 
   it('read an official-style CheXpert list and take overrides', () => {
@@ -198,3 +198,19 @@ describe('presets', () => {
     expect(m.labelNames).toEqual(['round', 'square']);
   });
 });
+
+describe('the generic preset (the default)', () => {
+  it('finds a common path column and takes every other column but split as a label', () => {
+    const m = loadMasterList('path,split,effusion,edema\na.png,train,1,1\nb.png,valid,0,1\nc.png,test,1,1\n', 'list.csv', presetOptions(getPreset('generic')));
+    expect(m.pathColumn).toBe('path');
+    expect(m.labelNames).toEqual(['effusion', 'edema']);
+    expect(m.samples.map((s) => s.path)).toEqual(['a.png', 'b.png', 'c.png']);
+  });
+
+  it('appends a path suffix to id columns', () => {
+    const m = loadMasterList('image_id,split,x\n001,train,1\n002,valid,0\n003,test,1\n', 'ids.csv',
+      presetOptions(getPreset('generic'), { pathColumn: 'image_id', pathSuffix: '.png' }));
+    expect(m.samples.map((s) => s.path)).toEqual(['001.png', '002.png', '003.png']);
+  });
+});
+
