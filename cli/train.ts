@@ -29,6 +29,8 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   rotation: string;
   out: string;
   resume?: boolean;
+  checkpointMinutes: string;
+  checkpointSteps: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -53,6 +55,8 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed for initialization, shuffling and augmentation', '0')
     .option('--no-augment', 'no flip/rotation augmentation')
     .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
+    .option('--checkpoint-minutes <n>', 'also checkpoint inside epochs this often (0: once per epoch)', '30')
+    .option('--checkpoint-steps <n>', 'also checkpoint inside epochs every N optimizer steps (0: off)', '0')
     .option('--resume', 'continue the run in --out from its last checkpoint');
   withDeviceOptions(withDataOptions(cmd, false)).action(
     action(async (f: TrainFlags) => {
@@ -85,6 +89,8 @@ export function registerTrain(program: Command): void {
             seed: nonNegativeInt(f.seed, '--seed')!,
             augment: f.augment,
             rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
+            checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
+            checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
           },
         };
       }

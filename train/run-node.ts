@@ -67,6 +67,10 @@ export interface TrainOptions {
   seed: number;
   augment: boolean;
   rotation: RotateInterpolation;
+  /** Checkpoint inside epochs every this many minutes (default 30; 0: per epoch only). */
+  checkpointMinutes?: number;
+  /** ... or every this many optimizer steps (0: off). */
+  checkpointSteps?: number;
 }
 
 export interface RunConfig {
@@ -128,7 +132,7 @@ export function batchSource(loader: BatchLoader, samples: number): BatchSource {
   return {
     batchesPerEpoch: loader.batchesPerEpoch,
     samples,
-    epoch: (e: number) => loader.epoch(e) as AsyncIterable<Batch>,
+    epoch: (e: number, startBatch = 0) => loader.epoch(e, startBatch) as AsyncIterable<Batch>,
     dataWaitSeconds: () => loader.dataWaitSeconds,
   };
 }
@@ -187,7 +191,8 @@ export async function trainRun(device: Device, runDir: string, config: RunConfig
     resumed = await loadTrainCheckpoint(device, lastPath);
     config = resumed.run as RunConfig;
     if (!config) throw new VitgpuError(`${lastPath}: the checkpoint has no run settings to resume with`);
-    reporter.info(`resuming ${runDir} after epoch ${resumed.state?.epoch ?? 0}`);
+    const st = resumed.state;
+    reporter.info(`resuming ${runDir} after epoch ${st?.epoch ?? 0}${st?.batch ? `, batch ${st.batch} of epoch ${st.epoch + 1}` : ''}`);
   } else if (hasLast) {
     throw new VitgpuError(`${runDir} already holds a run (${lastPath}); pass --resume to continue it, or choose another --out`);
   }
@@ -219,6 +224,8 @@ export async function trainRun(device: Device, runDir: string, config: RunConfig
       clipNorm: t.clipNorm,
       patience: t.patience,
       posWeight,
+      checkpointSeconds: t.checkpointMinutes === undefined ? 30 * 60 : t.checkpointMinutes * 60,
+      checkpointSteps: t.checkpointSteps ?? 0,
     };
     const trainer = new Trainer(device, model, settings);
     if (resumed) trainer.optimizer.loadMoments(resumed.moments, resumed.optimizerStep);
@@ -236,7 +243,11 @@ export async function trainRun(device: Device, runDir: string, config: RunConfig
       const final = await trainer.run(batchSource(trainLoader, train.length), batchSource(validLoader, valid.length), state, {
         onStep: (info) => reporter.step?.(info),
         onEpoch: (record) => reporter.epochEnd?.(record),
-        saveCheckpoint: async (st, optimizer, best) => {
+        saveCheckpoint: async (st, optimizer, best, midEpoch) => {
+          if (midEpoch) {
+            await saveTrainCheckpoint(lastPath, model, optimizer, { state: st, run: config, labels });
+            return;
+          }
           // Best first, then last, then the log line: whatever a kill interrupts, the last checkpoint
           // never claims an epoch whose best weights are missing, and resume rewrites the log from it.
           if (best) await saveTrainCheckpoint(join(runDir, 'best.safetensors'), model, null, { labels, run: config });

@@ -26,8 +26,8 @@ export interface Batch {
 export interface BatchSource {
   readonly batchesPerEpoch: number;
   readonly samples: number;
-  /** The batches of one epoch, in the order fixed by (seed, epoch). */
-  epoch(epoch: number): AsyncIterable<Batch>;
+  /** The batches of one epoch, in the order fixed by (seed, epoch), from batch `startBatch` on. */
+  epoch(epoch: number, startBatch?: number): AsyncIterable<Batch>;
   /** Seconds the consumer has waited for data so far. */
   dataWaitSeconds(): number;
 }
@@ -48,6 +48,10 @@ export interface TrainSettings {
   patience: number;
   /** (N − P) / P per label, from the training split. */
   posWeight: number[];
+  /** Also checkpoint inside an epoch, at optimizer-step boundaries, this often (seconds; 0: only per epoch). */
+  checkpointSeconds?: number;
+  /** ... or every this many optimizer steps (0: off). */
+  checkpointSteps?: number;
 }
 
 export interface EpochRecord {
@@ -75,13 +79,21 @@ export interface TrainState {
   /** Epochs since the best. */
   stale: number;
   history: EpochRecord[];
+  /** Inside epoch `epoch + 1`: batches done, their summed loss and images, and seconds spent (0 at an epoch boundary). */
+  batch?: number;
+  partialLoss?: number;
+  partialImages?: number;
+  partialSeconds?: number;
 }
 
 export interface TrainHooks {
   onStep?(info: { epoch: number; batch: number; batches: number; loss: number | null; images: number; seconds: number }): void;
   onEpoch?(record: EpochRecord): void;
-  /** Called after every epoch with the state to persist (and whether this epoch is the best so far). */
-  saveCheckpoint(state: TrainState, optimizer: AdamW, best: boolean): Promise<void>;
+  /**
+   * Called after every epoch with the state to persist (and whether this epoch is the best so far), and
+   * inside epochs (`midEpoch`) at the checkpoint cadence.
+   */
+  saveCheckpoint(state: TrainState, optimizer: AdamW, best: boolean, midEpoch?: boolean): Promise<void>;
 }
 
 export function initialState(): TrainState {
@@ -131,16 +143,21 @@ export class Trainer {
     const stepsPerEpoch = Math.ceil(train.batchesPerEpoch / s.gradAccum);
     const schedule = { lr: s.lr, warmupSteps: s.warmupSteps, cosine: s.cosine, minLr: s.minLr, totalSteps: stepsPerEpoch * s.epochs };
     this.optimizer.stepCount = state.step;
+    let lastSave = performance.now();
+    let stepsSinceSave = 0;
     for (let epoch = state.epoch + 1; epoch <= s.epochs; epoch++) {
-      const started = performance.now();
+      // A run resumed inside this epoch continues at the batch after its checkpoint.
+      const startBatch = epoch === state.epoch + 1 ? (state.batch ?? 0) : 0;
+      const priorSeconds = startBatch ? (state.partialSeconds ?? 0) : 0;
+      const started = performance.now() - priorSeconds * 1000;
       const waitBefore = train.dataWaitSeconds();
-      let lossSum: Tensor = keep(this.device.zeros([]));
-      let batches = 0;
-      let images = 0;
+      let lossSum: Tensor = keep(startBatch ? this.device.tensor(state.partialLoss ?? 0) : this.device.zeros([]));
+      let batches = startBatch;
+      let images = startBatch ? (state.partialImages ?? 0) : 0;
       let pending = 0;
       let shownLoss: number | null = null;
       let lastShown = 0;
-      for await (const batch of train.epoch(epoch)) {
+      for await (const batch of train.epoch(epoch, startBatch)) {
         tidy(() => {
           const logits = this.model.forward(this.images(batch)).logits!;
           const loss = this.batchLoss(batch, logits);
@@ -156,6 +173,22 @@ export class Trainer {
         if (pending === s.gradAccum || batches === train.batchesPerEpoch) {
           this.step(schedule);
           pending = 0;
+          stepsSinceSave++;
+          const due = (s.checkpointSteps && stepsSinceSave >= s.checkpointSteps) ||
+            (s.checkpointSeconds && performance.now() - lastSave >= s.checkpointSeconds * 1000);
+          if (due && batches < train.batchesPerEpoch) {
+            const partial: TrainState = {
+              ...state,
+              step: this.optimizer.stepCount,
+              batch: batches,
+              partialLoss: await lossSum.item(),
+              partialImages: images,
+              partialSeconds: (performance.now() - started) / 1000,
+            };
+            await hooks.saveCheckpoint(partial, this.optimizer, false, true);
+            lastSave = performance.now();
+            stepsSinceSave = 0;
+          }
         }
         const now = performance.now();
         if (hooks.onStep) {
@@ -171,6 +204,8 @@ export class Trainer {
       const trainLoss = (await lossSum.item()) / Math.max(1, batches);
       lossSum.dispose();
       const trainSeconds = (performance.now() - started) / 1000;
+      lastSave = performance.now();
+      stepsSinceSave = 0;
       const { loss: valLoss, aucs } = await this.validate(valid);
       const ok = Object.values(aucs).filter((v): v is number => v !== null);
       const valAuc = ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : NaN;

@@ -46,7 +46,7 @@ describe('vitgpu train', () => {
     expect(r.stdout).toMatch(/best: epoch \d+, valid mean AUC/);
   }, 300_000);
 
-  it('a killed run resumed with --resume ends exactly where an uninterrupted run does', async () => {
+  it('a killed run resumed with --resume ends exactly where an uninterrupted run does (between or inside epochs)', async () => {
     const a = join(dir, 'run-a');
     const b = join(dir, 'run-b');
     const args = ['train', '--data', csv, ...common, '--epochs', '3', '--patience', '0'];
@@ -85,6 +85,31 @@ describe('vitgpu train', () => {
     const la = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const lb = readFileSync(join(b, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lb.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.valAuc])).toEqual(la.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.valAuc]));
+
+    // Killed inside an epoch: with a checkpoint after every optimizer step, it resumes at the next batch.
+    const c = join(dir, 'run-c');
+    const childC = spawn(process.execPath, [BIN, ...args, '--checkpoint-steps', '1', '--out', c], { stdio: 'ignore' });
+    await new Promise<void>((resolveWait, reject) => {
+      const timer = setInterval(() => {
+        if (existsSync(join(c, 'last', 'checkpoint.safetensors'))) {
+          childC.kill('SIGKILL');
+          clearInterval(timer);
+          resolveWait();
+        }
+      }, 10);
+      childC.on('exit', () => {
+        clearInterval(timer);
+        resolveWait();
+      });
+      setTimeout(() => reject(new Error('run C did not checkpoint')), 200_000);
+    });
+    const resumedC = await vitgpu(['train', '--resume', '--out', c]);
+    expect(resumedC.code, resumedC.stderr).toBe(0);
+    expect(resumedC.stderr).toMatch(/resuming .* after epoch 0, batch \d+ of epoch 1/);
+    const tc = await tensorsOf(join(c, 'last', 'checkpoint.safetensors'));
+    for (const [name, va] of ta) expect(Array.from(tc.get(name)!), name).toEqual(Array.from(va));
+    const lc = readFileSync(join(c, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lc.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.valAuc])).toEqual(la.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.valAuc]));
   }, 600_000);
 });
 
