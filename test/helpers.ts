@@ -1,6 +1,7 @@
 // Shared test helpers: one real WebGPU device per test file, deterministic data, and closeness checks.
 
 import { createNodeDevice, type Device } from '../engine/node.js';
+import { mulberry32 } from '../engine/prng.js';
 
 let device: Promise<Device> | null = null;
 
@@ -12,15 +13,9 @@ export function getDevice(): Promise<Device> {
 
 /** Deterministic pseudo-random values in [lo, hi) (mulberry32), for test inputs. */
 export function seededValues(n: number, seed = 1, lo = -1, hi = 1): Float32Array {
-  let a = seed >>> 0;
+  const rand = mulberry32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rand();
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../engine/prng.js';
 import {
   binaryMetrics,
   evaluateLabels,
@@ -44,17 +45,8 @@ const fixture = JSON.parse(readFileSync(new URL('../fixtures/eval/sklearn.json',
   value === 'Infinity' ? Infinity : value === null ? NaN : value,
 ) as { sklearn: string; datasets: FixtureDataset[] };
 
-/** mulberry32 in [0, 1), for test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) for test inputs. */
+const rng = mulberry32;
 
 /** AUC by definition: the fraction of (positive, negative) pairs ranked correctly, ties counting ½. */
 function bruteForceAuc(labels: number[], scores: number[]): number {
