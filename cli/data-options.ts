@@ -2,7 +2,7 @@
 
 import { Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../datasets/presets.js';
-import type { DataOptions } from '../train/run-node.js';
+import type { DataOptions } from '../runs/config.js';
 import { list, oneOf, positiveInt } from './options.js';
 
 export interface DataFlags {

@@ -2,10 +2,10 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { tidy } from '../engine/scope.js';
 import { loadVit } from '../models/load.js';
 import { openFileSource } from '../engine/node.js';
-import { checkNormalize, preprocessImage } from '../datasets/image.js';
+import { checkNormalize } from '../datasets/image.js';
+import { predictImage } from '../models/predict.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { positiveInt } from './options.js';
 
@@ -47,9 +47,8 @@ export function registerEmbed(program: Command): void {
       const { model, report } = loaded;
       const size = model.config.imageSize;
       const bytes = new Uint8Array(await readFile(opts.image));
-      const img = preprocessImage(bytes, opts.image, size, normalize);
-      const { embedding, logits } = tidy(() => model.predict(device.tensor(img.data, [1, 3, size, size])));
-      const out = { embedding: Array.from(await embedding.data()), logits: logits ? Array.from(await logits.data()) : null };
+      const { embedding, logits } = await predictImage(model, bytes, opts.image, { normalize });
+      const out = { embedding: Array.from(embedding), logits: logits ? Array.from(logits) : null };
       if (opts.json) {
         console.log(JSON.stringify(out));
         return;

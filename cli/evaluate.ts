@@ -1,13 +1,11 @@
 // `vitgpu eval`, `vitgpu compare` and `vitgpu predict`: test-set metrics with bootstrap intervals,
 // paired comparisons of initializations, and per-image probabilities.
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { VitgpuError } from '../engine/errors.js';
-import { tidy } from '../engine/scope.js';
-import { ImagePool } from '../datasets/loader-node.js';
-import { preprocessImage } from '../datasets/image.js';
-import { loadRunModel, predictRun, runSettings, writeEvaluation } from '../train/evaluate-node.js';
+import { ImagePool } from '../datasets/image-pool-node.js';
+import { predictFiles, predictRun } from '../runs/predict-node.js';
+import { writeEvaluation } from '../runs/evaluate-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { withDataOptions, type DataFlags } from './data-options.js';
 import { list, nonNegativeInt, oneOf, positiveInt } from './options.js';
@@ -99,22 +97,17 @@ export function registerEvaluate(program: Command): void {
       .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}'),
   ).action(
     action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean }) => {
-      const { file, config, labels } = await runSettings(f.run);
       const device = await openDevice(f);
-      const model = await loadRunModel(device, file);
-      const size = model.config.imageSize;
-      if (!f.json) console.log(['image', ...labels].join('\t'));
-      for (const path of images) {
-        const bytes = new Uint8Array(await readFile(path).catch((err: NodeJS.ErrnoException) => {
-          throw new VitgpuError(`${path}: cannot read (${err.code ?? err.message})`);
-        }));
-        const img = preprocessImage(bytes, path, size, config.data.normalize, config.data.filter);
-        const p = tidy(() => model.predict(device.tensor(img.data, [1, 3, size, size])).logits!.sigmoid());
-        const probs = Array.from(await p.data());
-        p.dispose();
-        if (f.json) console.log(JSON.stringify({ image: path, probabilities: Object.fromEntries(labels.map((l, j) => [l, probs[j]])) }));
-        else console.log([path, ...probs.map((v) => v.toFixed(4))].join('\t'));
-      }
+      let header = false;
+      await predictFiles(device, f.run, images, (path, probs, labels) => {
+        if (f.json) {
+          console.log(JSON.stringify({ image: path, probabilities: Object.fromEntries(labels.map((l, j) => [l, probs[j]])) }));
+          return;
+        }
+        if (!header) console.log(['image', ...labels].join('\t'));
+        header = true;
+        console.log([path, ...probs.map((v) => v.toFixed(4))].join('\t'));
+      });
     }),
   );
 }

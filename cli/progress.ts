@@ -3,7 +3,7 @@
 
 import cliProgress from 'cli-progress';
 import type { EpochRecord } from '../train/trainer.js';
-import type { Reporter } from '../train/run-node.js';
+import type { Reporter } from '../runs/config.js';
 
 function fmt(v: number, digits = 4): string {
   return Number.isFinite(v) ? v.toFixed(digits) : 'n/a';

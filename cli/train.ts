@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { VitgpuError } from '../engine/errors.js';
 import { PRESETS } from '../models/vit.js';
-import { trainRun, type RunConfig } from '../train/run-node.js';
+import type { RunConfig } from '../runs/config.js';
+import { trainRun } from '../runs/train-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
 import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';

@@ -179,9 +179,3 @@ export function checkNormalize(v: string): Normalize {
   if (v === 'none' || v === 'imagenet' || v === 'half') return v;
   throw new VitgpuError(`--normalize must be none, imagenet or half, got "${v}"`);
 }
-
-/** Decode, square-resize to `size` (skipped when already that size) and normalize. */
-export function preprocessImage(bytes: Uint8Array, name: string, size: number, normalize: Normalize, filter: ResizeFilter = 'lanczos'): RgbImage {
-  // Decoding makes a fresh buffer, so normalizing in place is safe.
-  return normalizeImage(resizeImage(decodeImage(bytes, name), size, size, filter), normalize);
-}

@@ -1,58 +1,20 @@
 // The fine-tuning loop: BCE-with-logits (per-label pos_weight, ignored labels masked), AdamW with
 // optional warmup/cosine schedule, gradient accumulation and global-norm clipping, validation each
 // epoch (loss and mean AUC), best-model selection on the validation split, early stopping. Browser-safe:
-// data and checkpoint I/O are injected (train/run-node.ts provides them in Node).
+// data and checkpoint I/O are injected (runs/train-node.ts provides them in Node).
 
 import type { Device } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
 import { keep, tidy } from '../engine/scope.js';
-import { noGrad } from '../engine/autograd.js';
 import { bceWithLogits } from '../engine/ops/nn.js';
 import { AdamW, gradNormScale } from '../engine/optim.js';
 import { VitgpuError } from '../engine/errors.js';
 import type { VisionTransformer } from '../models/vit.js';
+import type { Batch, BatchSource } from '../datasets/batch.js';
+import { predictBatches, type Predictions } from '../models/predict.js';
 import { rocAuc } from '../eval/metrics.js';
 import { learningRate } from './schedule.js';
-
-export interface Batch {
-  /** [B, 3, S, S], preprocessed and (for training) augmented. */
-  images: Float32Array;
-  /** [B, L]: 1 / 0, or NaN where the label is ignored. */
-  labels: Float32Array;
-  paths: string[];
-  size: number;
-}
-
-export interface BatchSource {
-  readonly batchesPerEpoch: number;
-  readonly samples: number;
-  /** The batches of one epoch, in the order fixed by (seed, epoch), from batch `startBatch` on. */
-  epoch(epoch: number, startBatch?: number): AsyncIterable<Batch>;
-  /** Seconds the consumer has waited for data so far. */
-  dataWaitSeconds(): number;
-}
-
-export interface TrainSettings {
-  labels: string[];
-  epochs: number;
-  lr: number;
-  weightDecay: number;
-  /** Batches per optimizer step. */
-  gradAccum: number;
-  warmupSteps: number;
-  cosine: boolean;
-  minLr: number;
-  /** Global gradient-norm clipping (0 or undefined: none). */
-  clipNorm?: number;
-  /** Epochs without a better validation AUC before stopping (0: never stop early). */
-  patience: number;
-  /** (N − P) / P per label, from the training split. */
-  posWeight: number[];
-  /** Also checkpoint inside an epoch, at optimizer-step boundaries, this often (seconds; 0: only per epoch). */
-  checkpointSeconds?: number;
-  /** ... or every this many optimizer steps (0: off). */
-  checkpointSteps?: number;
-}
+import { checkpointSeconds, type TrainOptions } from './settings.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -104,17 +66,24 @@ export class Trainer {
   readonly optimizer: AdamW;
   private readonly posWeight: Tensor;
 
-  constructor(readonly device: Device, readonly model: VisionTransformer, readonly settings: TrainSettings) {
-    if (model.config.labels !== settings.labels.length) {
-      throw new VitgpuError(`model has ${model.config.labels} outputs for ${settings.labels.length} labels`);
+  /**
+   * `labels` are the model's outputs in order; `posWeight` is (N − P) / P per label, from the training
+   * split.
+   */
+  constructor(
+    readonly device: Device, readonly model: VisionTransformer, readonly options: TrainOptions,
+    readonly labels: readonly string[], posWeight: ArrayLike<number>,
+  ) {
+    if (model.config.labels !== labels.length) {
+      throw new VitgpuError(`model has ${model.config.labels} outputs for ${labels.length} labels`);
     }
-    this.optimizer = new AdamW(model.parameters(), { lr: settings.lr, weightDecay: settings.weightDecay });
-    this.posWeight = keep(device.tensor(settings.posWeight));
+    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
+    this.posWeight = keep(device.tensor(Array.from(posWeight)));
   }
 
   /** Loss of one batch with the paper's weighting; ignored labels (NaN) are masked out of the mean. */
   private batchLoss(batch: Batch, logits: Tensor): Tensor {
-    const l = this.settings.labels.length;
+    const l = this.labels.length;
     const targets = new Float32Array(batch.labels.length);
     const weight = new Float32Array(batch.labels.length);
     let counted = 0;
@@ -137,9 +106,10 @@ export class Trainer {
     return this.device.tensor(batch.images, [batch.size, 3, s, s]);
   }
 
-  /** Runs epochs from `state.epoch` to settings.epochs (or early stop); returns the final state. */
+  /** Runs epochs from `state.epoch` to options.epochs (or early stop); returns the final state. */
   async run(train: BatchSource, valid: BatchSource, state: TrainState, hooks: TrainHooks): Promise<TrainState> {
-    const s = this.settings;
+    const s = this.options;
+    const everySeconds = checkpointSeconds(s);
     const stepsPerEpoch = Math.ceil(train.batchesPerEpoch / s.gradAccum);
     const schedule = { lr: s.lr, warmupSteps: s.warmupSteps, cosine: s.cosine, minLr: s.minLr, totalSteps: stepsPerEpoch * s.epochs };
     this.optimizer.stepCount = state.step;
@@ -175,7 +145,7 @@ export class Trainer {
           pending = 0;
           stepsSinceSave++;
           const due = (s.checkpointSteps && stepsSinceSave >= s.checkpointSteps) ||
-            (s.checkpointSeconds && performance.now() - lastSave >= s.checkpointSeconds * 1000);
+            (everySeconds && performance.now() - lastSave >= everySeconds * 1000);
           if (due && batches < train.batchesPerEpoch) {
             const partial: TrainState = {
               ...state,
@@ -241,8 +211,8 @@ export class Trainer {
 
   private step(schedule: Parameters<typeof learningRate>[1]): void {
     const lr = learningRate(this.optimizer.stepCount + 1, schedule);
-    if (this.settings.clipNorm && this.settings.clipNorm > 0) {
-      const { norm, scale } = gradNormScale(this.model.parameters(), this.settings.clipNorm);
+    if (this.options.clipNorm > 0) {
+      const { norm, scale } = gradNormScale(this.model.parameters(), this.options.clipNorm);
       this.optimizer.step({ gradScale: scale, lr });
       norm.dispose();
       scale.dispose();
@@ -255,10 +225,10 @@ export class Trainer {
   /** Mean BCE (same weighting as training) and per-label AUC on a split. */
   async validate(source: BatchSource): Promise<{ loss: number; aucs: Record<string, number | null>; probs: Float32Array; truth: Float32Array }> {
     const { probs, truth, loss } = await this.predict(source, true);
-    const l = this.settings.labels.length;
+    const l = this.labels.length;
     const n = probs.length / l;
     const aucs: Record<string, number | null> = {};
-    this.settings.labels.forEach((name, j) => {
+    this.labels.forEach((name, j) => {
       const y: number[] = [];
       const p: number[] = [];
       for (let i = 0; i < n; i++) {
@@ -275,49 +245,11 @@ export class Trainer {
 
   /** Sigmoid probabilities [N, L] for every sample of a source (in its order), with the labels. */
   predict(source: BatchSource, withLoss = false): Promise<Predictions> {
-    return predictSource(this.device, this.model, source, this.settings.labels.length, withLoss ? (b, logits) => this.batchLoss(b, logits) : undefined);
+    return predictBatches(this.model, source, withLoss ? (b, logits) => this.batchLoss(b, logits) : undefined);
   }
 
   dispose(): void {
     this.optimizer.dispose();
     this.posWeight.dispose();
   }
-}
-
-export interface Predictions {
-  /** [N, L] sigmoid probabilities. */
-  probs: Float32Array;
-  /** [N, L] labels (NaN where ignored). */
-  truth: Float32Array;
-  paths: string[];
-  /** Mean loss per image when a loss was given, else NaN. */
-  loss: number;
-}
-
-/** Runs the model without gradients over every batch of `source`, in order. */
-export async function predictSource(
-  device: Device, model: VisionTransformer, source: BatchSource, labels: number, lossOf?: (b: Batch, logits: Tensor) => Tensor,
-): Promise<Predictions> {
-  const probs = new Float32Array(source.samples * labels);
-  const truth = new Float32Array(source.samples * labels);
-  const paths: string[] = [];
-  const s = model.config.imageSize;
-  let offset = 0;
-  let lossSum = 0;
-  for await (const batch of source.epoch(0)) {
-    const out = noGrad(() =>
-      tidy(() => {
-        const logits = model.forward(device.tensor(batch.images, [batch.size, 3, s, s])).logits!;
-        return { p: logits.sigmoid(), loss: lossOf ? lossOf(batch, logits) : null };
-      }),
-    );
-    probs.set(await out.p.data(), offset * labels);
-    if (out.loss) lossSum += (await out.loss.item()) * batch.size;
-    out.p.dispose();
-    out.loss?.dispose();
-    truth.set(batch.labels, offset * labels);
-    paths.push(...batch.paths);
-    offset += batch.size;
-  }
-  return { probs, truth, paths, loss: lossOf && offset ? lossSum / offset : NaN };
 }

@@ -2,10 +2,10 @@
 // browser's WebGPU with the same engine modules the command line uses, and show the embedding and
 // per-label probabilities.
 
-import { createDevice, tidy, type Device } from '../engine/index.js';
+import { createDevice, type Device } from '../engine/index.js';
 import { loadVit } from '../models/load.js';
 import { blobSource } from '../models/safetensors.js';
-import { preprocessImage } from '../datasets/image.js';
+import { predictImage } from '../models/predict.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const log = (line: string) => {
@@ -36,15 +36,13 @@ async function run(): Promise<void> {
   try {
     const size = model.config.imageSize;
     const bytes = new Uint8Array(await image.arrayBuffer());
-    const img = preprocessImage(bytes, image.name, size, 'none');
     $('preview').innerHTML = '';
     const preview = document.createElement('img');
     preview.src = URL.createObjectURL(image);
     $('preview').append(preview);
     const t1 = performance.now();
-    const { embedding, logits } = tidy(() => model.predict(dev.tensor(img.data, [1, 3, size, size])));
-    const emb = await embedding.data();
-    const probs = logits ? Array.from(await logits.sigmoid().data()) : null;
+    const { embedding: emb, probabilities } = await predictImage(model, bytes, image.name, { normalize: 'none' });
+    const probs = probabilities ? Array.from(probabilities) : null;
     log(`forward at ${size} px: ${(performance.now() - t1).toFixed(0)} ms`);
     const metaLabels = $<HTMLInputElement>('labels').value.split(',').map((s) => s.trim()).filter(Boolean);
     const rows = probs

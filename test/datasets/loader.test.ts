@@ -13,17 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { augmentImage, sampleAugmentation } from '../../datasets/augment.js';
 import { DatasetError } from '../../datasets/errors.js';
 import { decodeImage, ImageError, normalizeImage, resizeImage } from '../../datasets/image.js';
-import {
-  BatchLoader,
-  checkImageHeader,
-  decodeCacheEntry,
-  defaultWorkerUrl,
-  encodeCacheEntry,
-  ImagePool,
-  loadResizedImage,
-  preflight,
-  type Batch,
-} from '../../datasets/loader-node.js';
+import type { Batch } from '../../datasets/batch.js';
+import { BatchLoader } from '../../datasets/batch-loader-node.js';
+import { decodeCacheEntry, encodeCacheEntry } from '../../datasets/image-cache.js';
+import { loadResizedImage } from '../../datasets/image-cache-node.js';
+import { checkImageHeader } from '../../datasets/image-header.js';
+import { defaultWorkerUrl, ImagePool } from '../../datasets/image-pool-node.js';
+import { preflight } from '../../datasets/preflight-node.js';
 import { expectClose } from '../helpers.js';
 
 // Made at load time: describe bodies below read it before beforeAll runs.
@@ -205,7 +201,7 @@ describe('BatchLoader', () => {
       const resumed = await collect(a, 0, 1);
       expect(resumed.map((x) => x.index)).toEqual([1, 2]);
       expect(resumed[0].images).toEqual(a0[1].images);
-      expect(a.dataWaitSeconds).toBeGreaterThanOrEqual(0);
+      expect(a.dataWaitSeconds()).toBeGreaterThanOrEqual(0);
     } finally {
       await a.close();
       await b.close();

@@ -1,12 +1,12 @@
-// An image worker thread for loader-node.ts's ImagePool: runs each job it is sent and posts the
+// An image worker thread for image-pool-node.ts: runs each job it is sent and posts the
 // result back, handing over the pixel buffer instead of copying it. Started from the compiled
-// dist/datasets/loader-worker.js (see loader-node.ts, "Workers").
+// dist/datasets/image-worker-node.js (see image-pool-node.ts, "Workers").
 
 import { parentPort } from 'node:worker_threads';
-import { runImageJob, type WorkerReply, type WorkerRequest } from './loader-node.js';
+import { runImageJob, type WorkerReply, type WorkerRequest } from './image-jobs-node.js';
 
 const port = parentPort;
-if (!port) throw new Error('datasets/loader-worker runs only as a worker thread');
+if (!port) throw new Error('datasets/image-worker-node runs only as a worker thread');
 
 port.on('message', (request: WorkerRequest) => {
   const result = runImageJob(request.job);

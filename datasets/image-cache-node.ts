@@ -1,0 +1,80 @@
+// The resized-image cache on disk (Node). One file per (absolute path, file size, mtime, target size,
+// filter, format version), named by the SHA-256 of those: <cache-dir>/<first 2 hex>/<64 hex>.bin, in
+// the format of image-cache.ts, written atomically so a crash never leaves half a file. A file that is
+// truncated or of another size is treated as a miss and rewritten.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeFileAtomicSync } from '../engine/files-node.js';
+import { CACHE_VERSION, decodeCacheEntry, encodeCacheEntry, sourceBits } from './image-cache.js';
+import { decodeImage, ImageError, resizeImage, type ResizeFilter, type RgbImage } from './image.js';
+
+export function defaultCacheDir(imageRoot: string): string {
+  return join(resolve(imageRoot), '.vitgpu-cache');
+}
+
+/** The cache file for an image in its current state (size and mtime) at a target size and filter. */
+export function cacheFile(cacheDir: string, absPath: string, fileSize: number, mtimeMs: number, size: number, filter: ResizeFilter): string {
+  const key = createHash('sha256').update(JSON.stringify([CACHE_VERSION, absPath, fileSize, mtimeMs, size, filter])).digest('hex');
+  return join(cacheDir, key.slice(0, 2), `${key}.bin`);
+}
+
+export function statImage(absPath: string): { size: number; mtimeMs: number } {
+  let st;
+  try {
+    st = statSync(absPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ImageError(absPath, code === 'ENOENT' ? 'missing image (no such file)' : `cannot read (${code ?? (err as Error).message})`);
+  }
+  if (!st.isFile()) throw new ImageError(absPath, 'not a file');
+  return { size: st.size, mtimeMs: st.mtimeMs };
+}
+
+export function readImageBytes(absPath: string): Uint8Array {
+  try {
+    return readFileSync(absPath);
+  } catch (err) {
+    throw new ImageError(absPath, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+export interface LoadedImage {
+  /** size × size planar RGB in [0, 1], quantized as the cache stores it. */
+  image: RgbImage;
+  /** True when it came from the cache (no decode). */
+  cached: boolean;
+  /** Set when the cache entry could not be written (the image is still returned). */
+  cacheWriteError?: string;
+}
+
+/**
+ * The image at `absPath` decoded, squared to size×size with `filter` and quantized; through the
+ * cache in `cacheDir` (null: no cache). Throws ImageError for a missing, unreadable or corrupt file.
+ */
+export function loadResizedImage(absPath: string, size: number, filter: ResizeFilter, cacheDir: string | null): LoadedImage {
+  const st = statImage(absPath);
+  const entryFile = cacheDir ? cacheFile(cacheDir, absPath, st.size, st.mtimeMs, size, filter) : null;
+  if (entryFile) {
+    let bytes: Uint8Array | null = null;
+    try {
+      bytes = readFileSync(entryFile);
+    } catch {
+      // a miss
+    }
+    const image = bytes && decodeCacheEntry(bytes);
+    if (image && image.width === size && image.height === size) return { image, cached: true };
+  }
+  const bytes = readImageBytes(absPath);
+  const entry = encodeCacheEntry(resizeImage(decodeImage(bytes, absPath), size, size, filter), sourceBits(bytes));
+  const loaded: LoadedImage = { image: decodeCacheEntry(entry)!, cached: false };
+  if (entryFile) {
+    try {
+      writeFileAtomicSync(entryFile, entry, { durable: false, mkdir: true });
+    } catch (err) {
+      loaded.cacheWriteError = `cannot write the image cache under ${cacheDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
+  }
+  return loaded;
+}

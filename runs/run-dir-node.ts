@@ -1,0 +1,49 @@
+// A run directory (Node): where each of its files lives, its stored settings, and its model.
+//
+//   RUN_DIR/config.json                 the run's settings (data, model, training) and labels
+//   RUN_DIR/log.jsonl                   one JSON line per epoch
+//   RUN_DIR/best.safetensors            the weights with the best validation AUC (vitgpu format)
+//   RUN_DIR/last/checkpoint.safetensors weights + optimizer moments + loop state
+//   RUN_DIR/summary.json                written when the run ends
+
+import { join } from 'node:path';
+import type { Device } from '../engine/device.js';
+import { VitgpuError } from '../engine/errors.js';
+import { openFileSource } from '../engine/node.js';
+import { loadVit } from '../models/load.js';
+import { readHeader } from '../models/safetensors.js';
+import type { VisionTransformer } from '../models/vit.js';
+import type { RunConfig } from './config.js';
+
+export const runFiles = (runDir: string) => ({
+  config: join(runDir, 'config.json'),
+  log: join(runDir, 'log.jsonl'),
+  best: join(runDir, 'best.safetensors'),
+  last: join(runDir, 'last', 'checkpoint.safetensors'),
+  summary: join(runDir, 'summary.json'),
+});
+
+/** The run settings and labels stored with a run's best checkpoint. */
+export async function runSettings(runDir: string): Promise<{ file: string; config: RunConfig; labels: string[] }> {
+  const file = runFiles(runDir).best;
+  const src = await openFileSource(file).catch((err: NodeJS.ErrnoException) => {
+    throw new VitgpuError(`${runDir}: no best.safetensors (${err.code ?? err.message}); is this a vitgpu run directory?`);
+  });
+  try {
+    const h = await readHeader(src);
+    if (!h.metadata.run) throw new VitgpuError(`${file}: no run settings in __metadata__ (not written by vitgpu train)`);
+    return { file, config: JSON.parse(h.metadata.run) as RunConfig, labels: (h.metadata.labels ?? '').split(',').filter(Boolean) };
+  } finally {
+    await src.close();
+  }
+}
+
+/** The model in a vitgpu checkpoint file (a run's best.safetensors). */
+export async function loadRunModel(device: Device, file: string): Promise<VisionTransformer> {
+  const src = await openFileSource(file);
+  try {
+    return (await loadVit(device, src)).model;
+  } finally {
+    await src.close();
+  }
+}

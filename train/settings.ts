@@ -1,0 +1,36 @@
+// The training settings of a run: what `vitgpu train` takes, what a run stores in config.json and its
+// checkpoints, and what the Trainer runs with. One type for all three.
+
+import type { RotateInterpolation } from '../datasets/augment.js';
+
+export interface TrainOptions {
+  /** Maximum epochs. */
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  /** Batches per optimizer step. */
+  gradAccum: number;
+  warmupSteps: number;
+  /** Cosine decay of the learning rate to minLr after the warmup. */
+  cosine: boolean;
+  minLr: number;
+  /** Global gradient-norm clipping (0: none). */
+  clipNorm: number;
+  /** Epochs without a better validation AUC before stopping (0: never stop early). */
+  patience: number;
+  /** Seed of initialization, shuffling and augmentation. */
+  seed: number;
+  /** Flip + rotation of training images. */
+  augment: boolean;
+  rotation: RotateInterpolation;
+  /** Checkpoint inside epochs every this many minutes (default 30; 0: per epoch only). */
+  checkpointMinutes?: number;
+  /** ... or every this many optimizer steps (0: off). */
+  checkpointSteps?: number;
+}
+
+/** Seconds between checkpoints inside an epoch (0: only at epoch ends). */
+export function checkpointSeconds(t: TrainOptions): number {
+  return (t.checkpointMinutes ?? 30) * 60;
+}
