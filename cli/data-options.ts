@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../datasets/presets.js';
 import type { DataOptions } from '../runs/config.js';
 import { list, oneOf, positiveInt } from './options.js';
+import { DEFAULT_MAX_PIXELS } from '../datasets/image-header.js';
 
 export interface DataFlags {
   data?: string;
@@ -21,6 +22,7 @@ export interface DataFlags {
   workers?: string;
   resize?: string;
   normalize?: string;
+  maxPixels?: string;
 }
 
 export function withDataOptions(cmd: Command, required: boolean): Command {
@@ -41,7 +43,8 @@ export function withDataOptions(cmd: Command, required: boolean): Command {
     .option('--no-cache', 'decode and resize every image every epoch')
     .option('--workers <n>', 'image-decoding worker threads (default: CPUs - 1)')
     .option('--resize <filter>', 'downscale filter: lanczos (as in the paper) or area', 'lanczos')
-    .option('--normalize <mode>', 'none (pixels / 255, as in the paper), imagenet, or half', 'none');
+    .option('--normalize <mode>', 'none (pixels / 255, as in the paper), imagenet, or half', 'none')
+    .option('--max-pixels <n>', `refuse images above this many pixels before decoding them (default ${DEFAULT_MAX_PIXELS})`);
 }
 
 export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
@@ -61,5 +64,6 @@ export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
     workers: positiveInt(f.workers, '--workers') ?? base.workers,
     filter: oneOf(f.resize, '--resize', ['lanczos', 'area'] as const) ?? base.filter ?? 'lanczos',
     normalize: oneOf(f.normalize, '--normalize', ['none', 'imagenet', 'half'] as const) ?? base.normalize ?? 'none',
+    maxPixels: positiveInt(f.maxPixels, '--max-pixels') ?? base.maxPixels,
   };
 }

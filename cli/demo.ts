@@ -67,7 +67,7 @@ export function registerDemo(program: Command): void {
       ];
       for (const [i, [label, dir, config]] of steps.entries()) {
         console.log(`\n${i + 2}. ${i === 0 ? 'Pretraining on a larger synthetic set (stands in for a pretrained checkpoint)' : `Fine-tuning from ${label === 'random' ? 'a random initialization' : 'the pretrained checkpoint'}`} -> ${dir}`);
-        await trainRun(device, dir, config, { resume: false, reporter: consoleReporter({ label }) });
+        await trainRun(device, dir, config, { reporter: consoleReporter({ label }) });
       }
 
       console.log(`\n5. Comparing the two initializations on the target test split (${resamples} paired bootstrap resamples)`);

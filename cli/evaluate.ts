@@ -1,6 +1,7 @@
 // `vitgpu eval`, `vitgpu compare` and `vitgpu predict`: test-set metrics with bootstrap intervals,
 // paired comparisons of initializations, and per-image probabilities.
 
+import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { VitgpuError } from '../engine/errors.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
@@ -32,6 +33,7 @@ function dataOverrides(f: DataFlags) {
     skipBadImages: f.skipBadImages,
     cacheDir: f.cache === false ? null : f.cacheDir,
     workers: positiveInt(f.workers, '--workers'),
+    maxPixels: positiveInt(f.maxPixels, '--max-pixels'),
   };
 }
 
@@ -45,8 +47,14 @@ function evalOptions(cmd: Command): Command {
 
 async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
   const split = oneOf(f.split, '--split', ['test', 'valid', 'train'] as const)!;
-  const names = list(f.names);
-  if (names && names.length !== runs.length) throw new VitgpuError(`--names gives ${names.length} names for ${runs.length} runs`);
+  const given = list(f.names);
+  if (given && given.length !== runs.length) throw new VitgpuError(`--names gives ${given.length} names for ${runs.length} runs`);
+  // Names are checked before any run is predicted, which can take long.
+  const names = given ?? runs.map((r) => basename(resolve(r)));
+  if (new Set(names).size !== names.length) throw new VitgpuError(`two runs have the same name (${names.join(', ')}); pass --names`);
+  if (f.baseline !== undefined && !names.includes(f.baseline)) {
+    throw new VitgpuError(`--baseline ${f.baseline} is not one of the runs' names (${names.join(', ')})${given ? '' : '; names are the run folders\' names unless --names gives others'}`);
+  }
   const resamples = positiveInt(f.resamples, '--resamples')!;
   const seed = nonNegativeInt(f.seed, '--seed')!;
   const reporter = consoleReporter();
@@ -56,7 +64,7 @@ async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
     const preds = [];
     for (const [i, run] of runs.entries()) {
       reporter.info(`predicting ${run} on the ${split} split`);
-      preds.push(await predictRun(device, run, { data: dataOverrides(f), split, batchSize: positiveInt(f.batchSize, '--batch-size'), reporter, name: names?.[i], pool }));
+      preds.push(await predictRun(device, run, { data: dataOverrides(f), split, batchSize: positiveInt(f.batchSize, '--batch-size'), reporter, name: names[i], pool }));
     }
     const { table, files } = await writeEvaluation(preds, f.out, { resamples, seed, baseline: f.baseline, split });
     console.log(table);
@@ -94,9 +102,11 @@ export function registerEvaluate(program: Command): void {
       .description('print per-label probabilities for images with a run\'s best model')
       .requiredOption('--run <run-dir>', 'a vitgpu run directory')
       .argument('<images...>', 'PNG or JPEG files')
-      .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}'),
+      .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}')
+      .option('--max-pixels <n>', 'refuse images above this many pixels before decoding them (default: the run\'s)'),
   ).action(
-    action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean }) => {
+    action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean; maxPixels?: string }) => {
+      const maxPixels = positiveInt(f.maxPixels, '--max-pixels');
       const device = await openDevice(f);
       let header = false;
       await predictFiles(device, f.run, images, (path, probs, labels) => {
@@ -107,7 +117,7 @@ export function registerEvaluate(program: Command): void {
         if (!header) console.log(['image', ...labels].join('\t'));
         header = true;
         console.log([path, ...probs.map((v) => v.toFixed(4))].join('\t'));
-      });
+      }, { maxPixels });
     }),
   );
 }

@@ -32,7 +32,11 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
     } catch (err) {
       code = err instanceof NoAdapterError ? 2 : 1;
       if (err instanceof VitgpuError) console.error(`vitgpu: ${err.message}`);
-      else console.error(err);
+      else if ((err as NodeJS.ErrnoException)?.syscall) {
+        // A file-system error that no layer named more precisely: still one line, with its path.
+        const e = err as NodeJS.ErrnoException;
+        console.error(`vitgpu: ${e.path ? `${e.path}: ` : ''}${e.message}`);
+      } else console.error(err);
     }
     process.exitCode = code;
     // Let stdout drain, then end the process even though Dawn holds handles open.

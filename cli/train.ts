@@ -30,6 +30,7 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   rotation: string;
   out: string;
   resume?: boolean;
+  force?: boolean;
   checkpointMinutes: string;
   checkpointSteps: string;
 }
@@ -58,48 +59,29 @@ export function registerTrain(program: Command): void {
     .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
     .option('--checkpoint-minutes <n>', 'also checkpoint inside epochs this often (0: once per epoch)', '30')
     .option('--checkpoint-steps <n>', 'also checkpoint inside epochs every N optimizer steps (0: off)', '0')
-    .option('--resume', 'continue the run in --out from its last checkpoint');
+    .option('--resume', 'continue the run in --out from its last checkpoint, with its own settings (with --data / --image-root: where a moved dataset is now)')
+    .option('--force', 'with --resume: continue even though the training split changed since the run started');
   withDeviceOptions(withDataOptions(cmd, false)).action(
-    action(async (f: TrainFlags) => {
+    action(async (f: TrainFlags, command: Command) => {
       const reporter = consoleReporter();
-      let config: RunConfig | null = null;
+      const given = command.options
+        .filter((o) => command.getOptionValueSource(o.attributeName()) === 'cli')
+        .map((o) => o.long ?? o.flags);
       if (!f.resume) {
         if (!f.data) throw new VitgpuError('--data is required (the master-list CSV)');
         if (!f.init) throw new VitgpuError('--init is required: a checkpoint file, a vitgpu run directory, or random');
-        const arch = f.arch === 'auto' && f.init === 'random' ? 'vit-b16' : f.arch;
-        config = {
-          data: dataOptions(f),
-          model: {
-            arch,
-            init: f.init,
-            // Random init: the preset's own size; a checkpoint: 224, the paper's input.
-            imageSize: positiveInt(f.imageSize, '--image-size') ?? (f.init === 'random' && PRESETS[arch] ? PRESETS[arch].imageSize : 224),
-            heads: positiveInt(f.heads, '--heads'),
-          },
-          train: {
-            epochs: positiveInt(f.epochs, '--epochs')!,
-            batchSize: positiveInt(f.batchSize, '--batch-size')!,
-            lr: nonNegativeNumber(f.lr, '--lr')!,
-            weightDecay: nonNegativeNumber(f.weightDecay, '--weight-decay')!,
-            gradAccum: positiveInt(f.gradAccum, '--grad-accum')!,
-            warmupSteps: nonNegativeInt(f.warmupSteps, '--warmup-steps')!,
-            cosine: Boolean(f.cosine),
-            minLr: nonNegativeNumber(f.minLr, '--min-lr')!,
-            clipNorm: nonNegativeNumber(f.clipNorm, '--clip-norm')!,
-            patience: nonNegativeInt(f.patience, '--patience')!,
-            seed: nonNegativeInt(f.seed, '--seed')!,
-            augment: f.augment,
-            rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
-            checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
-            checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
-          },
-        };
+        if (f.force) throw new VitgpuError('--force goes with --resume only');
       }
+      const requested = runConfig(f);
       const device = await openDevice(f);
-      const final = await trainRun(device, f.out, config, { resume: Boolean(f.resume), reporter });
+      const { state: final, config, alreadyDone } = await trainRun(device, f.out, f.resume ? null : requested, {
+        reporter,
+        resume: f.resume ? { requested, given, relocate: { data: f.data, imageRoot: f.imageRoot }, force: Boolean(f.force) } : undefined,
+      });
       reporter.stop();
       const best = final.history.find((r) => r.epoch === final.bestEpoch);
-      console.log(`\n${f.out}: ${final.epoch} epoch(s)${final.stale > 0 && final.epoch < (config?.train.epochs ?? Infinity) ? ' (stopped early)' : ''}`);
+      const early = final.epoch < config.train.epochs && !final.batch;
+      console.log(`\n${f.out}: ${final.epoch} epoch(s)${early ? ' (stopped early)' : ''}${alreadyDone ? ', already complete' : ''}`);
       console.log('epoch  train loss  valid loss  valid AUC');
       for (const r of final.history) {
         console.log(`${String(r.epoch).padStart(5)}  ${r.trainLoss.toFixed(4).padStart(10)}  ${r.valLoss.toFixed(4).padStart(10)}  ${r.valAuc.toFixed(4).padStart(9)}${r.best ? '  *' : ''}`);
@@ -107,4 +89,37 @@ export function registerTrain(program: Command): void {
       if (best) console.log(`best: epoch ${best.epoch}, valid mean AUC ${best.valAuc.toFixed(4)} -> ${f.out}/best.safetensors`);
     }),
   );
+}
+
+/** The run settings the options give, as a new run takes them. */
+function runConfig(f: TrainFlags): RunConfig {
+  const init = f.init ?? 'random';
+  const arch = f.arch === 'auto' && init === 'random' ? 'vit-b16' : f.arch;
+  return {
+    data: dataOptions({ ...f, data: f.data ?? '' }),
+    model: {
+      arch,
+      init,
+      // Random init: the preset's own size; a checkpoint: 224, the paper's input.
+      imageSize: positiveInt(f.imageSize, '--image-size') ?? (init === 'random' && PRESETS[arch] ? PRESETS[arch].imageSize : 224),
+      heads: positiveInt(f.heads, '--heads'),
+    },
+    train: {
+      epochs: positiveInt(f.epochs, '--epochs')!,
+      batchSize: positiveInt(f.batchSize, '--batch-size')!,
+      lr: nonNegativeNumber(f.lr, '--lr')!,
+      weightDecay: nonNegativeNumber(f.weightDecay, '--weight-decay')!,
+      gradAccum: positiveInt(f.gradAccum, '--grad-accum')!,
+      warmupSteps: nonNegativeInt(f.warmupSteps, '--warmup-steps')!,
+      cosine: Boolean(f.cosine),
+      minLr: nonNegativeNumber(f.minLr, '--min-lr')!,
+      clipNorm: nonNegativeNumber(f.clipNorm, '--clip-norm')!,
+      patience: nonNegativeInt(f.patience, '--patience')!,
+      seed: nonNegativeInt(f.seed, '--seed')!,
+      augment: f.augment,
+      rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
+      checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
+      checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
+    },
+  };
 }

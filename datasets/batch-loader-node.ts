@@ -33,6 +33,8 @@ export interface BatchLoaderOptions extends PoolOptions {
   dropLast?: boolean;
   /** Resized-image cache; undefined: <image-root>/.vitgpu-cache; null: none. */
   cacheDir?: string | null;
+  /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
   /** Batches kept in flight ahead of the consumer. Default 4. */
   prefetch?: number;
   /** Reuse a pool instead of starting one (it is not closed by close()). */
@@ -70,6 +72,7 @@ export class BatchLoader implements BatchSource {
       dir: options.cacheDir === undefined ? defaultCacheDir(options.imageRoot) : options.cacheDir,
       size: options.imageSize,
       filter: options.filter ?? 'lanczos',
+      maxPixels: options.maxPixels,
     };
     this.ownPool = !options.pool;
     this.pool = options.pool ?? new ImagePool(options);

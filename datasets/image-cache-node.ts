@@ -8,7 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomicSync } from '../engine/files-node.js';
 import { CACHE_VERSION, decodeCacheEntry, encodeCacheEntry, sourceBits } from './image-cache.js';
-import { decodeImage, ImageError, resizeImage, type ResizeFilter, type RgbImage } from './image.js';
+import { ImageError, type ResizeFilter, type RgbImage } from './image.js';
+import { squareImage } from './preprocess.js';
 
 export function defaultCacheDir(imageRoot: string): string {
   return join(resolve(imageRoot), '.vitgpu-cache');
@@ -28,7 +29,7 @@ export function statImage(absPath: string): { size: number; mtimeMs: number } {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ImageError(absPath, code === 'ENOENT' ? 'missing image (no such file)' : `cannot read (${code ?? (err as Error).message})`);
   }
-  if (!st.isFile()) throw new ImageError(absPath, 'not a file');
+  if (!st.isFile()) throw new ImageError(absPath, st.isDirectory() ? 'a directory, not an image file' : 'not a regular file (a device, pipe or socket)');
   return { size: st.size, mtimeMs: st.mtimeMs };
 }
 
@@ -53,7 +54,7 @@ export interface LoadedImage {
  * The image at `absPath` decoded, squared to size×size with `filter` and quantized; through the
  * cache in `cacheDir` (null: no cache). Throws ImageError for a missing, unreadable or corrupt file.
  */
-export function loadResizedImage(absPath: string, size: number, filter: ResizeFilter, cacheDir: string | null): LoadedImage {
+export function loadResizedImage(absPath: string, size: number, filter: ResizeFilter, cacheDir: string | null, maxPixels?: number): LoadedImage {
   const st = statImage(absPath);
   const entryFile = cacheDir ? cacheFile(cacheDir, absPath, st.size, st.mtimeMs, size, filter) : null;
   if (entryFile) {
@@ -67,11 +68,11 @@ export function loadResizedImage(absPath: string, size: number, filter: ResizeFi
     if (image && image.width === size && image.height === size) return { image, cached: true };
   }
   const bytes = readImageBytes(absPath);
-  const entry = encodeCacheEntry(resizeImage(decodeImage(bytes, absPath), size, size, filter), sourceBits(bytes));
-  const loaded: LoadedImage = { image: decodeCacheEntry(entry)!, cached: false };
+  const image = squareImage(bytes, absPath, size, filter, maxPixels);
+  const loaded: LoadedImage = { image, cached: false };
   if (entryFile) {
     try {
-      writeFileAtomicSync(entryFile, entry, { durable: false, mkdir: true });
+      writeFileAtomicSync(entryFile, encodeCacheEntry(image, sourceBits(bytes)), { durable: false, mkdir: true });
     } catch (err) {
       loaded.cacheWriteError = `cannot write the image cache under ${cacheDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }

@@ -3,7 +3,7 @@
 // paths share one implementation and give identical bytes.
 
 import { augmentImage, type Augmentation, type RotateInterpolation } from './augment.js';
-import { checkImageHeader } from './image-header.js';
+import { checkImageHeader, checkPixelLimit } from './image-header.js';
 import { loadResizedImage, readImageBytes, statImage } from './image-cache-node.js';
 import { decodeImage, ImageError, normalizeImage, type Normalize, type ResizeFilter } from './image.js';
 
@@ -15,10 +15,12 @@ export interface CacheSpec {
   dir: string | null;
   size: number;
   filter: ResizeFilter;
+  /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
 }
 
 export type ImageJob =
-  | { kind: 'check'; path: string; mode: CheckMode; cache: CacheSpec | null }
+  | { kind: 'check'; path: string; mode: CheckMode; cache: CacheSpec | null; maxPixels?: number }
   | { kind: 'load'; path: string; cache: CacheSpec; aug: Augmentation | null; interpolation: RotateInterpolation; normalize: Normalize };
 
 export type ImageJobResult =
@@ -30,16 +32,17 @@ export function runImageJob(job: ImageJob): ImageJobResult {
   try {
     if (job.kind === 'check') {
       if (job.cache) {
-        const r = loadResizedImage(job.path, job.cache.size, job.cache.filter, job.cache.dir);
+        const r = loadResizedImage(job.path, job.cache.size, job.cache.filter, job.cache.dir, job.cache.maxPixels);
         return { ok: true, cached: r.cached, cacheWriteError: r.cacheWriteError };
       }
       statImage(job.path);
       const bytes = readImageBytes(job.path);
+      checkPixelLimit(bytes, job.path, job.maxPixels);
       if (job.mode === 'header') checkImageHeader(bytes, job.path);
       else decodeImage(bytes, job.path);
       return { ok: true };
     }
-    const r = loadResizedImage(job.path, job.cache.size, job.cache.filter, job.cache.dir);
+    const r = loadResizedImage(job.path, job.cache.size, job.cache.filter, job.cache.dir, job.cache.maxPixels);
     const img = job.aug ? augmentImage(r.image, job.aug, job.interpolation) : r.image;
     normalizeImage(img, job.normalize);
     return { ok: true, data: img.data, cached: r.cached, cacheWriteError: r.cacheWriteError };

@@ -3,15 +3,22 @@
 // and the browser page all take this path, so one image always gives one answer.
 
 import { sourceBits, quantizeImage } from './image-cache.js';
+import { checkPixelLimit, DEFAULT_MAX_PIXELS } from './image-header.js';
 import { decodeImage, normalizeImage, resizeImage, type Normalize, type ResizeFilter, type RgbImage } from './image.js';
 
-/** Decoded, squared to size × size with `filter`, quantized to the source's bit depth (8 or 16). */
-export function squareImage(bytes: Uint8Array, name: string, size: number, filter: ResizeFilter = 'lanczos'): RgbImage {
+/**
+ * Decoded, squared to size × size with `filter`, quantized to the source's bit depth (8 or 16). An
+ * image above `maxPixels` is refused before it is decoded.
+ */
+export function squareImage(bytes: Uint8Array, name: string, size: number, filter: ResizeFilter = 'lanczos', maxPixels = DEFAULT_MAX_PIXELS): RgbImage {
+  checkPixelLimit(bytes, name, maxPixels);
   return quantizeImage(resizeImage(decodeImage(bytes, name), size, size, filter), sourceBits(bytes));
 }
 
 /** squareImage, then normalized: the model's input for one image, planar [3, size, size]. */
-export function preprocessImage(bytes: Uint8Array, name: string, size: number, normalize: Normalize, filter: ResizeFilter = 'lanczos'): RgbImage {
+export function preprocessImage(
+  bytes: Uint8Array, name: string, size: number, normalize: Normalize, filter: ResizeFilter = 'lanczos', maxPixels = DEFAULT_MAX_PIXELS,
+): RgbImage {
   // squareImage returns a fresh buffer, so normalizing in place is safe.
-  return normalizeImage(squareImage(bytes, name, size, filter), normalize);
+  return normalizeImage(squareImage(bytes, name, size, filter, maxPixels), normalize);
 }

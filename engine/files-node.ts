@@ -7,6 +7,40 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { VitgpuError } from './errors.js';
+
+/** A file could not be read or written; the message names the path, what failed, and what to do. */
+export class FileError extends VitgpuError {
+  constructor(readonly path: string, readonly code: string | undefined, message: string) {
+    super(message);
+  }
+}
+
+const PROBLEMS: Record<string, [string, string]> = {
+  ENOENT: ['no such file or directory', 'check the path'],
+  EACCES: ['permission denied', 'check its permissions or choose another path'],
+  EPERM: ['operation not permitted', 'check its permissions or choose another path'],
+  EROFS: ['read-only file system', 'choose a path on a writable disk'],
+  ENOSPC: ['no space left on device', 'free some space (or choose another disk), then run again'],
+  EDQUOT: ['disk quota exceeded', 'free some space (or choose another disk), then run again'],
+  EISDIR: ['is a directory, not a file', 'name a file'],
+  ENOTDIR: ['a part of the path is a file, not a directory', 'check the path'],
+  EEXIST: ['already exists', 'choose another path'],
+  EMFILE: ['too many open files', 'raise the limit (ulimit -n) or use fewer --workers'],
+  EIO: ['input/output error', 'check the disk'],
+};
+
+/**
+ * The one-line FileError for a failed file operation on `path` (`doing`: "write", "read", "create
+ * the folder"). Errors that are not file-system errors pass through unchanged.
+ */
+export function fileError(err: unknown, path: string, doing: string, hint?: string): Error {
+  if (err instanceof VitgpuError || !(err instanceof Error)) return err as Error;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (!code || !(err as NodeJS.ErrnoException).syscall) return err;
+  const [what, todo] = PROBLEMS[code] ?? [err.message, 'check the path'];
+  return new FileError(path, code, `${path}: cannot ${doing}: ${what} (${code}); ${hint ?? todo}`);
+}
 
 export interface FileSource {
   size: number;
@@ -20,13 +54,18 @@ export interface FileSource {
  * ByteSource that models/safetensors.ts reads checkpoints from. close() it when done.
  */
 export async function openFileSource(path: string): Promise<FileSource> {
-  const handle = await open(path, 'r');
+  const handle = await open(path, 'r').catch((err) => {
+    throw fileError(err, path, 'open it for reading');
+  });
   let size: number;
   try {
-    size = (await handle.stat()).size;
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new FileError(path, 'EISDIR', `${path}: is a directory, not a file; name a file inside it`);
+    if (!st.isFile()) throw new FileError(path, undefined, `${path}: not a regular file; name a file`);
+    size = st.size;
   } catch (err) {
     await handle.close();
-    throw err;
+    throw fileError(err, path, 'read it');
   }
   return {
     size,
@@ -81,6 +120,14 @@ function chunksOf(data: FileData): readonly Uint8Array[] {
  * partial write (checkpoints survive a killed run). The temporary file is removed on failure.
  */
 export async function writeFileAtomic(path: string, data: FileData, options: AtomicWriteOptions = {}): Promise<void> {
+  try {
+    await writeAtomicUnwrapped(path, data, options);
+  } catch (err) {
+    throw fileError(err, path, 'write it', undefined);
+  }
+}
+
+async function writeAtomicUnwrapped(path: string, data: FileData, options: AtomicWriteOptions): Promise<void> {
   const durable = options.durable ?? true;
   if (options.mkdir) await mkdir(dirname(path), { recursive: true });
   const tmp = tempPath(path);
@@ -106,6 +153,14 @@ export async function writeFileAtomic(path: string, data: FileData, options: Ato
 
 /** writeFileAtomic for synchronous callers (the image workers' cache entries); same guarantees. */
 export function writeFileAtomicSync(path: string, data: FileData, options: AtomicWriteOptions = {}): void {
+  try {
+    writeAtomicSyncUnwrapped(path, data, options);
+  } catch (err) {
+    throw fileError(err, path, 'write it');
+  }
+}
+
+function writeAtomicSyncUnwrapped(path: string, data: FileData, options: AtomicWriteOptions): void {
   const durable = options.durable ?? true;
   if (options.mkdir) mkdirSync(dirname(path), { recursive: true });
   const tmp = tempPath(path);

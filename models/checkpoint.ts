@@ -80,6 +80,19 @@ function detectFormat(names: Set<string>, metadata: Record<string, string>): Che
  * Works out the format, architecture and name mapping of a checkpoint from its tensor names and
  * shapes. `imageSize` is the size the model will run at (the stored positional grid may differ).
  */
+/** The model config vitgpu stores in __metadata__.config; an error naming the file when it is not a JSON object. */
+function parseMetaConfig(text: string | undefined, where: string): Partial<VitConfig> {
+  if (!text) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointError(`${where}__metadata__.config is not valid JSON (${(err as Error).message}); the file is damaged: re-save it, or remove that key`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CheckpointError(`${where}__metadata__.config must be a JSON object, got ${JSON.stringify(v)}`);
+  return v as Partial<VitConfig>;
+}
+
 export function planCheckpoint(
   shapes: ReadonlyMap<string, readonly number[]>,
   metadata: Record<string, string> = {},
@@ -164,7 +177,7 @@ export function planCheckpoint(
   const head = shapeOf('head.weight');
   const reg = shapeOf('reg_token');
   const imageSize = opts.imageSize ?? (Number(metadata.image_size) || 224);
-  const metaConfig = metadata.config ? (JSON.parse(metadata.config) as Partial<VitConfig>) : {};
+  const metaConfig = parseMetaConfig(metadata.config, where);
   const config: VitConfig = {
     name: metaConfig.name ?? (width === 768 ? (patch[2] === 14 ? 'vit-b14' : `vit-b${patch[2]}`) : `vit-${width}w-p${patch[2]}`),
     patchSize: patch[2],

@@ -89,6 +89,13 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
         const got = entry.sources.map((s) => `${s} [${header.tensors.get(s)!.shape.join(', ')}]`).join(' + ');
         throw new CheckpointError(`${src.name}: ${got} does not fit ${name} [${shape.join(', ')}] of a ${config.name} model`);
       }
+      const bad = firstNonFinite(values);
+      if (bad >= 0) {
+        const count = values.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0);
+        throw new CheckpointError(
+          `${src.name}: ${name} holds ${count} non-finite value(s) (${values[bad]} at index ${bad}); the checkpoint is damaged or comes from a run that diverged`,
+        );
+      }
       model.setParam(name, values);
       // The queue copies each write into staging memory until it runs: let it drain now and then so
       // loading holds about one extra tensor, not a second copy of the model.
@@ -107,6 +114,11 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
     model,
     report: { source: src.name, format: plan.format, config, dtypes, loaded: wanted.length, unexpected: [...new Set(unexpected)].sort(), newHead },
   };
+}
+
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return i; // NaN and ±Infinity give NaN
+  return -1;
 }
 
 function concatF32(parts: Float32Array[]): Float32Array {

@@ -15,6 +15,8 @@ import type { VisionTransformer } from './vit.js';
 export interface Preprocessing {
   normalize: Normalize;
   filter?: ResizeFilter;
+  /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
 }
 
 export interface ImagePrediction {
@@ -29,7 +31,7 @@ export interface ImagePrediction {
 /** The model's outputs for one image file's bytes (`name` is used in error messages). */
 export async function predictImage(model: VisionTransformer, bytes: Uint8Array, name: string, prep: Preprocessing): Promise<ImagePrediction> {
   const size = model.config.imageSize;
-  const img = preprocessImage(bytes, name, size, prep.normalize, prep.filter);
+  const img = preprocessImage(bytes, name, size, prep.normalize, prep.filter, prep.maxPixels);
   const out = noGrad(() =>
     tidy(() => {
       const { embedding, logits } = model.forward(model.device.tensor(img.data, [1, 3, size, size]));

@@ -68,6 +68,10 @@ export function validateConfig(c: VitConfig): void {
   }
   if (c.width % c.heads !== 0) bad(`width ${c.width} is not divisible by ${c.heads} heads`);
   if (c.imageSize < c.patchSize) bad(`image size ${c.imageSize} is smaller than the patch size ${c.patchSize}`);
+  if (c.imageSize % c.patchSize !== 0) {
+    const lo = c.imageSize - (c.imageSize % c.patchSize);
+    bad(`image size ${c.imageSize} is not a multiple of the patch size ${c.patchSize} (the model would see only ${lo}×${lo} of each image); use ${lo} or ${lo + c.patchSize}`);
+  }
   if (!Number.isInteger(c.registers) || c.registers < 0) bad(`registers must be >= 0`);
   if (!Number.isInteger(c.labels) || c.labels < 0) bad(`labels must be >= 0`);
 }

@@ -27,6 +27,10 @@ export interface DataOptions {
   workers?: number;
   filter: ResizeFilter;
   normalize: Normalize;
+  /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
+  maxPixels?: number;
+  /** Stored by a run: `data` and `imageRoot` relative to the run directory, tried when the absolute paths are gone. */
+  relative?: { data: string; imageRoot: string };
 }
 
 export interface ModelOptions {
@@ -41,6 +45,8 @@ export interface RunConfig {
   data: DataOptions;
   model: ModelOptions;
   train: TrainOptions;
+  /** The training split a run started on (digest of images and labels in list order), checked on resume. */
+  trainSplit?: { images: number; digest: string };
 }
 
 export interface Reporter {

@@ -1,15 +1,14 @@
 // Predicting with a run (Node): its best model on a split of its master list (or of another list with
 // the same labels), or on image files, preprocessed exactly as the run's training images were.
 
-import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Device } from '../engine/device.js';
-import { VitgpuError } from '../engine/errors.js';
 import { splitSamples, type Split } from '../datasets/dataset.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
 import { predictBatches, predictImage } from '../models/predict.js';
 import type { DataOptions, Reporter } from './config.js';
-import { openData, splitLoader } from './data-node.js';
+import { locateData, openData, splitLoader } from './data-node.js';
+import { readImageBytes, statImage } from '../datasets/image-cache-node.js';
 import { loadRunModel, runSettings } from './run-dir-node.js';
 
 export interface RunPredictions {
@@ -26,8 +25,9 @@ export async function predictRun(
   device: Device, runDir: string, opts: { data?: Partial<DataOptions>; split: Split; batchSize?: number; reporter: Reporter; name?: string; pool?: ImagePool },
 ): Promise<RunPredictions> {
   const { file, config, labels } = await runSettings(runDir);
-  const data: DataOptions = { ...config.data, ...Object.fromEntries(Object.entries(opts.data ?? {}).filter(([, v]) => v !== undefined)) };
-  if (opts.data?.data && !opts.data.imageRoot) data.imageRoot = undefined;
+  const { data: otherList, imageRoot, ...overrides } = opts.data ?? {};
+  const located = await locateData(config.data, runDir, { data: otherList, imageRoot });
+  const data: DataOptions = { ...located, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   data.labels = labels;
   const pool = opts.pool ?? new ImagePool({ workers: data.workers });
   try {
@@ -52,16 +52,15 @@ export async function predictRun(
 /** Per-label probabilities of a run's best model for image files, in the order given. */
 export async function predictFiles(
   device: Device, runDir: string, images: readonly string[],
-  onImage: (path: string, probabilities: number[], labels: string[]) => void,
+  onImage: (path: string, probabilities: number[], labels: string[]) => void, opts: { maxPixels?: number } = {},
 ): Promise<string[]> {
   const { file, config, labels } = await runSettings(runDir);
   const model = await loadRunModel(device, file);
   try {
     for (const path of images) {
-      const bytes = new Uint8Array(await readFile(path).catch((err: NodeJS.ErrnoException) => {
-        throw new VitgpuError(`${path}: cannot read (${err.code ?? err.message})`);
-      }));
-      const { probabilities } = await predictImage(model, bytes, path, config.data);
+      statImage(path); // a regular file: not a folder, and not /dev/zero, which would never end
+      const bytes = readImageBytes(path);
+      const { probabilities } = await predictImage(model, bytes, path, { ...config.data, maxPixels: opts.maxPixels ?? config.data.maxPixels });
       onImage(path, Array.from(probabilities!), labels);
     }
   } finally {

@@ -32,7 +32,14 @@ export async function runSettings(runDir: string): Promise<{ file: string; confi
   try {
     const h = await readHeader(src);
     if (!h.metadata.run) throw new VitgpuError(`${file}: no run settings in __metadata__ (not written by vitgpu train)`);
-    return { file, config: JSON.parse(h.metadata.run) as RunConfig, labels: (h.metadata.labels ?? '').split(',').filter(Boolean) };
+    let config: RunConfig;
+    try {
+      config = JSON.parse(h.metadata.run) as RunConfig;
+    } catch (err) {
+      throw new VitgpuError(`${file}: __metadata__.run is not valid JSON (${(err as Error).message}); the checkpoint is damaged`);
+    }
+    if (!config?.data || !config.model) throw new VitgpuError(`${file}: __metadata__.run lacks the run's data or model settings; the checkpoint is damaged`);
+    return { file, config, labels: (h.metadata.labels ?? '').split(',').filter(Boolean) };
   } finally {
     await src.close();
   }

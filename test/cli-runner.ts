@@ -12,10 +12,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function vitgpu(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function vitgpu(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
       timeout: opts.timeoutMs ?? 300_000,
       maxBuffer: 16 << 20,
     });

@@ -34,6 +34,15 @@ export async function saveTrainCheckpoint(
     }
     metadata.optimizer_step = String(optimizer.stepCount);
   }
+  // Never write non-finite state over a good checkpoint: resuming it could only fail again.
+  for (const t of all) {
+    const data = t.data as Float32Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        throw new VitgpuError(`refusing to write ${path}: tensor ${t.name} holds a non-finite value (${data[i]} at index ${i}); the previous checkpoint is kept`);
+      }
+    }
+  }
   if (extra.state) metadata.train_state = JSON.stringify(extra.state);
   if (extra.run) metadata.run = JSON.stringify(extra.run);
   await mkdir(dirname(path), { recursive: true });

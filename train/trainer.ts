@@ -58,6 +58,19 @@ export interface TrainHooks {
   saveCheckpoint(state: TrainState, optimizer: AdamW, best: boolean, midEpoch?: boolean): Promise<void>;
 }
 
+/** Training produced a non-finite loss or gradient; nothing of that step was applied or saved. */
+export class DivergenceError extends VitgpuError {
+  constructor(
+    readonly epoch: number, readonly step: number, readonly batch: number, readonly batches: number, what: string, readonly lr: number,
+  ) {
+    super(
+      `training diverged at epoch ${epoch}, optimizer step ${step} (batch ${batch} of ${batches}): the ${what}. ` +
+      `The usual cause is a learning rate too high for this model and data (--lr ${lr}): start again with a lower --lr, ` +
+      'or add --warmup-steps or --clip-norm. The step was not applied, and nothing non-finite was saved',
+    );
+  }
+}
+
 export function initialState(): TrainState {
   return { epoch: 0, step: 0, bestAuc: -Infinity, bestEpoch: 0, stale: 0, history: [] };
 }
@@ -141,7 +154,7 @@ export class Trainer {
         images += batch.size;
         pending++;
         if (pending === s.gradAccum || batches === train.batchesPerEpoch) {
-          this.step(schedule);
+          await this.step(schedule, { epoch, batch: batches, batches: train.batchesPerEpoch, lossSum });
           pending = 0;
           stepsSinceSave++;
           const due = (s.checkpointSteps && stepsSinceSave >= s.checkpointSteps) ||
@@ -170,7 +183,7 @@ export class Trainer {
           hooks.onStep({ epoch, batch: batches, batches: train.batchesPerEpoch, loss: shownLoss, images, seconds: (now - started) / 1000 });
         }
       }
-      if (pending > 0) this.step(schedule);
+      if (pending > 0) await this.step(schedule, { epoch, batch: batches, batches: train.batchesPerEpoch, lossSum });
       const trainLoss = (await lossSum.item()) / Math.max(1, batches);
       lossSum.dispose();
       const trainSeconds = (performance.now() - started) / 1000;
@@ -209,15 +222,26 @@ export class Trainer {
     return state;
   }
 
-  private step(schedule: Parameters<typeof learningRate>[1]): void {
+  /**
+   * One optimizer step, taken only when the loss so far and the gradients are finite: a diverging run
+   * stops at the step where it diverges, before any non-finite value reaches the weights (so none can
+   * reach a checkpoint either).
+   */
+  private async step(
+    schedule: Parameters<typeof learningRate>[1], at: { epoch: number; batch: number; batches: number; lossSum: Tensor },
+  ): Promise<void> {
     const lr = learningRate(this.optimizer.stepCount + 1, schedule);
-    if (this.options.clipNorm > 0) {
-      const { norm, scale } = gradNormScale(this.model.parameters(), this.options.clipNorm);
-      this.optimizer.step({ gradScale: scale, lr });
+    const clip = this.options.clipNorm;
+    const { norm, scale } = gradNormScale(this.model.parameters(), clip > 0 ? clip : 1);
+    try {
+      const [loss, gradNorm] = await Promise.all([at.lossSum.item(), norm.item()]);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw new DivergenceError(at.epoch, this.optimizer.stepCount + 1, at.batch, at.batches, !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`, this.options.lr);
+      }
+      this.optimizer.step(clip > 0 ? { gradScale: scale, lr } : { lr });
+    } finally {
       norm.dispose();
       scale.dispose();
-    } else {
-      this.optimizer.step({ lr });
     }
     this.optimizer.zeroGrad();
   }
