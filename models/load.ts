@@ -5,7 +5,8 @@
 import type { Device } from '../engine/device.js';
 import { noGrad } from '../engine/autograd.js';
 import { CheckpointError, planCheckpoint, type CheckpointFormat } from './checkpoint.js';
-import { readHeader, readTensorF32, type ByteSource, type TensorToWrite } from './safetensors.js';
+import { readHeader, readTensorF32, type ByteSource } from './safetensors.js';
+import type { TensorToWrite } from './safetensors-write.js';
 import { PRESETS, VisionTransformer, parameterShapes, presetConfig, type VitConfig } from './vit.js';
 
 export interface LoadOptions {

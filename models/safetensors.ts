@@ -1,4 +1,4 @@
-// The safetensors weight format: a validating, streaming reader and a writer. Browser-safe.
+// The safetensors weight format: a validating, streaming reader (the writer is safetensors-write.ts). Browser-safe.
 //
 // Layout: an 8-byte little-endian header length N, N bytes of UTF-8 JSON
 // (`{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}`), then the raw
@@ -11,6 +11,7 @@
 // FileHandle (openFileSource in engine/node.ts).
 
 import { VitgpuError } from '../engine/errors.js';
+import { f16Table } from './half.js';
 
 /** A malformed or unreadable safetensors file; the message names the file and, where one is at fault, the tensor. */
 export class SafetensorsError extends VitgpuError {
@@ -91,11 +92,13 @@ export const MAX_HEADER_BYTES = 100_000_000;
 /** Largest single read readTensorF32 issues by default. */
 export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function describeValue(v: unknown): string {
+/** A value as it appears in error messages: JSON, cut at 60 characters. */
+export function describeValue(v: unknown): string {
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -325,136 +328,5 @@ export async function readTensorF32(
     pos += want;
     k += n;
   }
-  return out;
-}
-
-// ---- half-precision conversions ----
-
-const scratchF32 = new Float32Array(1);
-const scratchU32 = new Uint32Array(scratchF32.buffer);
-
-/** IEEE binary16 bits to a number: subnormals, ±0, ±inf and NaN included. */
-export function f16ToF32(u16: number): number {
-  const sign = u16 & 0x8000 ? -1 : 1;
-  const exp = (u16 >> 10) & 0x1f;
-  const mant = u16 & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + mant / 1024);
-}
-
-let f16Lookup: Float32Array | null = null;
-function f16Table(): Float32Array {
-  if (!f16Lookup) {
-    f16Lookup = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) f16Lookup[i] = f16ToF32(i);
-  }
-  return f16Lookup;
-}
-
-/** A number (first rounded to f32) to binary16 bits, rounding to nearest even; overflow gives ±inf. */
-export function f32ToF16(x: number): number {
-  scratchF32[0] = x;
-  const bits = scratchU32[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  const mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | (mant ? 0x7e00 : 0x7c00);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal in f16: value = m·2^-24 with m = (1.mant)·2^(exp-126), i.e. the 24-bit significand >> (14 - e).
-    const shift = 14 - e;
-    if (shift > 24) return sign; // below half the smallest subnormal
-    const sig = mant | 0x800000;
-    let m = sig >>> shift;
-    const rem = sig & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && m & 1)) m++;
-    return sign | m; // m may reach 0x400, the smallest normal: still the right bits
-  }
-  let h = sign | (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry into the exponent is correct, up to inf
-  return h;
-}
-
-/** bfloat16 bits to a number (exact: bf16 is an f32's top 16 bits). */
-export function bf16ToF32(u16: number): number {
-  scratchU32[0] = (u16 & 0xffff) << 16;
-  return scratchF32[0];
-}
-
-/** A number (first rounded to f32) to bfloat16 bits, rounding to nearest even; NaN stays a (quiet) NaN. */
-export function f32ToBf16(x: number): number {
-  scratchF32[0] = x;
-  const bits = scratchU32[0];
-  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x40;
-  return Math.floor((bits + 0x7fff + ((bits >>> 16) & 1)) / 65536);
-}
-
-// ---- writer ----
-
-export interface TensorToWrite {
-  name: string;
-  dtype: 'F32' | 'F16' | 'BF16';
-  shape: number[];
-  data: Float32Array;
-}
-
-/**
- * Encodes tensors as a safetensors file: the first chunk is the length and JSON header (padded with
- * spaces so the data starts 8-byte aligned, as the reference implementation does), then one chunk per
- * tensor in the order given. A Node writer streams the chunks; a browser can pass them to `new Blob()`.
- * F32 chunks on little-endian hosts are views of `data`, not copies.
- */
-export function encodeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Uint8Array[] {
-  const fail = (problem: string, tensor?: string): never => {
-    throw new SafetensorsError('encodeSafetensors', problem, tensor);
-  };
-  const names = new Set<string>();
-  const parts: string[] = [];
-  if (metadata !== undefined) {
-    if (!isPlainObject(metadata)) fail('metadata must be an object of strings');
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') fail(`metadata value for ${JSON.stringify(k)} must be a string, got ${describeValue(v)}`);
-    }
-    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
-  }
-  let offset = 0;
-  const chunks: Uint8Array[] = [];
-  for (const t of tensors) {
-    if (typeof t.name !== 'string') fail(`tensor name must be a string, got ${describeValue(t.name)}`);
-    if (t.name === '__metadata__') fail('"__metadata__" is reserved and cannot name a tensor', t.name);
-    if (names.has(t.name)) fail('name used by more than one tensor', t.name);
-    names.add(t.name);
-    const itemSize = t.dtype === 'F32' ? 4 : t.dtype === 'F16' || t.dtype === 'BF16' ? 2 : fail(`cannot write dtype ${describeValue(t.dtype)} (F32, F16 or BF16)`, t.name);
-    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(`shape ${describeValue(t.shape)} must be non-negative integers`, t.name);
-    }
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) fail(`shape ${describeValue(t.shape)} has ${count} elements but the data has ${t.data.length}`, t.name);
-    const bytes = encodeData(t.data, t.dtype);
-    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":${JSON.stringify(t.shape)},"data_offsets":[${offset},${offset + count * itemSize}]}`);
-    offset += count * itemSize;
-    chunks.push(bytes);
-  }
-  // The JSON is built by hand so the keys keep the caller's order (a JS object would move "0", "1" first).
-  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
-  const padded = Math.ceil(json.byteLength / 8) * 8;
-  const head = new Uint8Array(8 + padded).fill(0x20, 8);
-  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
-  head.set(json, 8);
-  return [head, ...chunks];
-}
-
-function encodeData(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
-  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const itemSize = dtype === 'F32' ? 4 : 2;
-  const out = new Uint8Array(data.length * itemSize);
-  const dv = new DataView(out.buffer);
-  if (dtype === 'F32') for (let i = 0; i < data.length; i++) dv.setFloat32(4 * i, data[i], true);
-  else if (dtype === 'F16') for (let i = 0; i < data.length; i++) dv.setUint16(2 * i, f32ToF16(data[i]), true);
-  else for (let i = 0; i < data.length; i++) dv.setUint16(2 * i, f32ToBf16(data[i]), true);
   return out;
 }

@@ -7,21 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../engine/prng.js';
-import {
-  bf16ToF32,
-  blobSource,
-  bytesSource,
-  encodeSafetensors,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
-  jsonErrorPosition,
-  readHeader,
-  readTensorF32,
-  SafetensorsError,
-  type ByteSource,
-  type TensorToWrite,
-} from '../../models/safetensors.js';
+import { blobSource, bytesSource, jsonErrorPosition, readHeader, readTensorF32, SafetensorsError, type ByteSource } from '../../models/safetensors.js';
+import { encodeSafetensors, type TensorToWrite } from '../../models/safetensors-write.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../models/half.js';
 import { openFileSource, writeFileAtomic } from '../../engine/node.js';
 import { VitgpuError } from '../../engine/errors.js';
 

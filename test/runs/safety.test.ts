@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, vitgpu } from '../cli-runner.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
-import { bytesSource, encodeSafetensors, readHeader, readTensorF32 } from '../../models/safetensors.js';
+import { bytesSource, readHeader, readTensorF32 } from '../../models/safetensors.js';
+import { encodeSafetensors } from '../../models/safetensors-write.js';
 
 let dir: string;
 let csv: string;

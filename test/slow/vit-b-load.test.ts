@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parameterShapes, presetConfig } from '../../models/vit.js';
 import { writeFileAtomic } from '../../engine/node.js';
-import { encodeSafetensors } from '../../models/safetensors.js';
+import { encodeSafetensors } from '../../models/safetensors-write.js';
 import { expectClose, seededValues } from '../helpers.js';
 
 const run = promisify(execFile);
