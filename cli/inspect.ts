@@ -1,7 +1,7 @@
 // `vitgpu inspect FILE`: the tensors of a safetensors file and what vitgpu makes of them.
 
 import type { Command } from 'commander';
-import { readHeader } from '../models/safetensors.js';
+import { readCheckpointHeader } from '../models/checkpoint-file.js';
 import { openFileSource } from '../engine/node.js';
 import { planCheckpoint } from '../models/checkpoint.js';
 import { action } from './run.js';
@@ -16,7 +16,7 @@ export function registerInspect(program: Command): void {
       action(async (file: string, opts: { json?: boolean }) => {
         const src = await openFileSource(file);
         try {
-          const header = await readHeader(src);
+          const header = await readCheckpointHeader(src);
           const tensors = [...header.tensors.values()].sort((a, b) => a.begin - b.begin);
           const shapes = new Map(tensors.map((t) => [t.name, t.shape] as const));
           let plan: ReturnType<typeof planCheckpoint> | null = null;
@@ -33,6 +33,7 @@ export function registerInspect(program: Command): void {
               tensors: tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
               parameters: total,
               metadata: header.metadata,
+              fileFormat: header.fileFormat,
               naming: plan?.format ?? null,
               architecture: plan?.config ?? null,
               unexpected: plan?.unexpected ?? [],
@@ -43,7 +44,10 @@ export function registerInspect(program: Command): void {
           const w = Math.max(...tensors.map((t) => t.name.length), 4);
           for (const t of tensors) console.log(`${t.name.padEnd(w)}  ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`);
           console.log(`\n${tensors.length} tensors, ${total.toLocaleString('en')} values`);
-          if (Object.keys(header.metadata).length) console.log(`metadata: ${JSON.stringify(header.metadata)}`);
+          if (header.fileFormat === 'pth') {
+            const key = header.metadata.pth_state_key;
+            console.log(`file: PyTorch checkpoint (zip)${key ? `, state dict under "${key}"` : ''}; \`vitgpu convert\` writes it as safetensors`);
+          } else if (Object.keys(header.metadata).length) console.log(`metadata: ${JSON.stringify(header.metadata)}`);
           if (plan) {
             const c = plan.config;
             console.log(`naming: ${plan.format}${plan.prefix ? ` (prefix "${plan.prefix}")` : ''}`);

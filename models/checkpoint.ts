@@ -59,7 +59,8 @@ const TIMM_RENAMES: Record<string, string> = {
 
 function detectPrefix(names: string[]): string {
   for (const p of ['vit.', 'dinov2.', 'model.', 'module.', 'backbone.']) {
-    const body = names.filter((n) => !/^(classifier|head|fc)\./.test(n));
+    // Heads (and DINO's training heads beside a `backbone.`) do not decide the prefix.
+    const body = names.filter((n) => !/^(classifier|head|fc|dino_head|ibot_head)\./.test(n));
     if (body.length > 0 && body.every((n) => n.startsWith(p))) return p;
   }
   return '';

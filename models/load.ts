@@ -5,7 +5,8 @@
 import type { Device } from '../engine/device.js';
 import { noGrad } from '../engine/autograd.js';
 import { CheckpointError, planCheckpoint, type CheckpointFormat } from './checkpoint.js';
-import { readHeader, readTensorF32, type ByteSource } from './safetensors.js';
+import { readTensorF32, type ByteSource } from './safetensors.js';
+import { readCheckpointHeader } from './checkpoint-file.js';
 import type { TensorToWrite } from './safetensors-write.js';
 import { PRESETS, VisionTransformer, parameterShapes, presetConfig, type VitConfig } from './vit.js';
 
@@ -38,7 +39,7 @@ const ARCH_KEYS = ['patchSize', 'width', 'depth', 'mlpWidth', 'layerScale', 'qkv
 
 /** Builds a ViT from a safetensors checkpoint and reports what was loaded, skipped and replaced. */
 export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions = {}): Promise<{ model: VisionTransformer; report: LoadReport }> {
-  const header = await readHeader(src);
+  const header = await readCheckpointHeader(src);
   const shapes = new Map([...header.tensors.values()].map((t) => [t.name, t.shape] as const));
   const plan = planCheckpoint(shapes, header.metadata, { imageSize: opts.imageSize, source: src.name });
   let config = plan.config;

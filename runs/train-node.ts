@@ -9,7 +9,7 @@ import { VitgpuError } from '../engine/errors.js';
 import { openFileSource, writeFileAtomic } from '../engine/node.js';
 import { planCheckpoint } from '../models/checkpoint.js';
 import { loadVit } from '../models/load.js';
-import { readHeader } from '../models/safetensors.js';
+import { readCheckpointHeader } from '../models/checkpoint-file.js';
 import { VisionTransformer, presetConfig, validateConfig, PRESETS, type VitConfig } from '../models/vit.js';
 import { positiveWeights, splitSamples, type Sample } from '../datasets/dataset.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
@@ -41,7 +41,7 @@ export async function checkModelOptions(m: ModelOptions): Promise<void> {
     const file = await initFile(m.init);
     const src = await openFileSource(file);
     try {
-      const header = await readHeader(src);
+      const header = await readCheckpointHeader(src);
       const plan = planCheckpoint(new Map([...header.tensors.values()].map((t) => [t.name, t.shape] as const)), header.metadata, { imageSize: m.imageSize, source: file });
       config = { ...plan.config, imageSize: m.imageSize, ...(m.heads ? { heads: m.heads } : {}) };
       if (m.arch !== 'auto' && !PRESETS[m.arch]) presetConfig(m.arch); // throws, naming the known ones
