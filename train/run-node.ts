@@ -35,6 +35,8 @@ export interface DataOptions {
   pathSuffix?: string;
   splitColumn?: string;
   uncertain?: 'negative' | 'positive' | 'ignore';
+  /** Refuse label cells outside {1, 0, -1, blank} instead of warning about them. */
+  strictLabels?: boolean;
   /** Keep all views even where the preset filters them. */
   allViews?: boolean;
   skipBadImages?: boolean;
@@ -108,6 +110,7 @@ export async function openData(opts: DataOptions, imageSize: number, reporter: R
       pathSuffix: opts.pathSuffix,
       splitColumn: opts.splitColumn,
       uncertain: opts.uncertain,
+      strictLabels: opts.strictLabels,
       ...(opts.allViews ? { viewColumn: null, views: null } : {}),
       requireSplits,
     }),
@@ -115,6 +118,7 @@ export async function openData(opts: DataOptions, imageSize: number, reporter: R
   const imageRoot = resolve(opts.imageRoot ?? dirname(opts.data));
   reporter.info(`${opts.data}: ${list.samples.length} images, ${list.labelNames.length} labels (${list.labelNames.join(', ')})` +
     (list.droppedByView ? `, ${list.droppedByView} rows left out by the view filter` : ''));
+  for (const w of list.warnings) reporter.info(`warning: ${w}`);
   const { ok, bad } = await preflight(list.samples, imageRoot, {
     skipBadImages: opts.skipBadImages,
     listFile: opts.data,
