@@ -27,7 +27,7 @@ describe('evaluation commands', () => {
     const out = join(dir, 'eval-alpha');
     const r = await vitgpu(['eval', '--run', join(dir, 'alpha'), '--out', out, '--resamples', '200']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/\| cardiomegaly \| \d+\.\d\d ± \d+\.\d\d \|/);
+    expect(r.stdout).toMatch(/\| cardiomegaly \| \d+\.\d\d ± \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\) \|/);
     const lines = readFileSync(join(out, 'predictions.csv'), 'utf8').trim().split('\n');
     expect(lines[0]).toBe('image,cardiomegaly_true,cardiomegaly_prob,pleural_effusion_true,pleural_effusion_prob,nodule_true,nodule_prob,pneumothorax_true,pneumothorax_prob');
     expect(lines).toHaveLength(1 + 20); // the test split: the last 20% of 100
