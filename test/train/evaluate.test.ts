@@ -34,7 +34,7 @@ describe('evaluation commands', () => {
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(metrics.split).toBe('test');
     expect(metrics.results.alpha.resamples).toBe(200);
-    for (const l of metrics.results.alpha.point.labels) expect(['ok', 'single-class']).toContain(l.status);
+    for (const l of metrics.results.alpha.point.labels) expect(['ok', 'single-class', 'no-informative-threshold']).toContain(l.status);
     const png = decode(readFileSync(join(out, 'roc.png')));
     expect(png.width).toBeGreaterThan(200);
     expect(readFileSync(join(out, 'table.md'), 'utf8')).toMatch(/Youden threshold/);
