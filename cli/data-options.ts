@@ -15,6 +15,7 @@ export interface DataFlags {
   pathSuffix?: string;
   splitColumn?: string;
   uncertain?: string;
+  strictLabels?: boolean;
   allViews?: boolean;
   skipBadImages?: boolean;
   cacheDir?: string;
@@ -37,6 +38,7 @@ export function withDataOptions(cmd: Command, required: boolean): Command {
     .option('--path-suffix <ext>', 'appended to every image path, for lists that hold ids (e.g. .png)')
     .option('--split-column <name>', 'split column', 'split')
     .option('--uncertain <policy>', 'uncertain labels (-1): negative (as in the paper), positive, or ignore (left out of the loss)', 'negative')
+    .option('--strict-labels', 'refuse label cells other than 1, 0, -1 and blank (default: warn and count them as negative)')
     .option('--all-views', 'keep every view even where the preset keeps frontal views only')
     .option('--skip-bad-images', 'skip and count missing or corrupt images instead of stopping')
     .option('--cache-dir <dir>', 'resized-image cache (default: IMAGE_ROOT/.vitgpu-cache)')
@@ -58,6 +60,7 @@ export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
     pathSuffix: f.pathSuffix ?? base.pathSuffix,
     splitColumn: f.splitColumn ?? base.splitColumn,
     uncertain: oneOf(f.uncertain, '--uncertain', ['negative', 'positive', 'ignore'] as const) ?? base.uncertain,
+    strictLabels: f.strictLabels ?? base.strictLabels,
     allViews: f.allViews ?? base.allViews,
     skipBadImages: f.skipBadImages ?? base.skipBadImages,
     cacheDir: f.cache === false ? null : f.cacheDir ?? base.cacheDir,

@@ -26,6 +26,8 @@ export interface Sample {
 export interface MasterListOptions {
   /** Image-path column, or candidates tried in order. */
   pathColumn: string | readonly string[];
+  /** When no candidate is in the header: use the one column whose values all end in .png, .jpg or .jpeg. */
+  pathColumnByContent?: boolean;
   /** A folder column joined in front of the path (PadChest's ImageDir); null or '' for none. */
   pathDirColumn?: string | null;
   /** Appended to every path, for lists that hold ids rather than file names (e.g. '.png'). */
@@ -41,6 +43,8 @@ export interface MasterListOptions {
   labelValueMap?: Readonly<Record<string, LabelValue>>;
   /** Splits that must have rows; 'train' here also requires a positive of every label in training. */
   requireSplits?: readonly Split[];
+  /** Refuse label cells outside {1, 0, −1, blank} (and the value map) instead of warning about them. */
+  strictLabels?: boolean;
 }
 
 export interface MasterList {
@@ -54,12 +58,17 @@ export interface MasterList {
   viewColumn: string | null;
   /** Rows left out by the view filter. */
   droppedByView: number;
+  /** Problems that do not stop loading (odd label cells), for the caller to print. */
+  warnings: string[];
 }
 
 const SPLIT_ALIASES: Readonly<Record<string, Split>> = { train: 'train', valid: 'valid', val: 'valid', validation: 'valid', test: 'test' };
 
 const POSITIVE = /^\+?1(\.0*)?$/;
 const UNCERTAIN = /^-1(\.0*)?$/;
+/** Label cells the paper's rule reads as negative on purpose: 0, blank, and pandas' "nan". */
+const NEGATIVE = /^([+-]?0(\.0*)?|nan|)$/i;
+const IMAGE_FILE = /\.(png|jpe?g)$/i;
 
 /** The default label rule: 1 (or 1.0, 1.00) positive, −1 uncertain, anything else (0, blank, nan) negative. */
 export function parseLabelValue(text: string, map?: Readonly<Record<string, LabelValue>>): LabelValue {
@@ -114,6 +123,26 @@ function candidates(v: string | readonly string[]): readonly string[] {
   return typeof v === 'string' ? [v] : v;
 }
 
+function andList(items: readonly string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+/** The path column by name, else (with pathColumnByContent) the one column whose values all name image files. */
+function findPathColumn(header: readonly string[], rows: readonly { fields: string[] }[], options: MasterListOptions, file: string): number {
+  const names = candidates(options.pathColumn);
+  if (options.pathColumnByContent && !names.some((c) => header.includes(c))) {
+    const hits = header.flatMap((_, i) => {
+      const values = rows.map((r) => r.fields[i].trim()).filter((v) => v !== '');
+      return values.length > 0 && values.every((v) => IMAGE_FILE.test(v)) ? [i] : [];
+    });
+    if (hits.length === 1) return hits[0];
+    if (hits.length > 1) {
+      throw new DatasetError(file, `no image-path column (looked for ${names.map((c) => JSON.stringify(c)).join(', ')}); the columns ${andList(hits.map((i) => JSON.stringify(header[i])))} ${hits.length === 2 ? 'both' : 'all'} hold image file names: choose one with --path-column`);
+    }
+  }
+  return findColumn(header, names, file, 'image-path');
+}
+
 /**
  * Reads a master list. Throws DatasetError naming the file and line (or column) for: a missing column
  * (listing those that exist), an unknown split value, an empty split, a label without a positive in
@@ -124,7 +153,7 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
   const splitName = options.splitColumn ?? 'split';
   const uncertain = options.uncertain ?? 'negative';
   const requireSplits = options.requireSplits ?? SPLITS;
-  const pathCol = findColumn(header, candidates(options.pathColumn), fileName, 'image-path');
+  const pathCol = findPathColumn(header, rows, options, fileName);
   const dirCol = options.pathDirColumn ? findColumn(header, [options.pathDirColumn], fileName, 'image-folder') : -1;
   const splitCol = findColumn(header, [splitName], fileName, 'split');
   let viewCol = -1;
@@ -139,6 +168,15 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
   const dup = labelNames.find((l, i) => labelNames.indexOf(l) !== i);
   if (dup !== undefined) throw new DatasetError(fileName, `label "${dup}" is listed twice`, { column: dup });
   const labelCols = labelNames.map((l) => findColumn(header, [l], fileName, 'label', true));
+  const roles: [number, string][] = [[pathCol, 'image-path'], [dirCol, 'image-folder'], [splitCol, 'split'], [viewCol, 'view']];
+  for (const [j, col] of labelCols.entries()) {
+    const role = roles.find(([c]) => c === col);
+    if (role) throw new DatasetError(fileName, `"${labelNames[j]}" is the ${role[1]} column, not a label; leave it out of --labels`, { column: header[col] });
+  }
+  // Cells the paper's rule reads as negative without meaning it ("abc", "yes"): usually a wrong column.
+  let oddCells = 0;
+  let firstOdd: { line: number; column: string; value: string } | null = null;
+  const oddColumns = new Set<string>();
 
   const samples: Sample[] = [];
   let droppedByView = 0;
@@ -160,10 +198,29 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
     }
     if (options.pathSuffix) path += options.pathSuffix;
     const labels = new Float32Array(labelCols.length);
-    for (let j = 0; j < labelCols.length; j++) labels[j] = labelNumber(parseLabelValue(r.fields[labelCols[j]], options.labelValueMap), uncertain);
+    for (let j = 0; j < labelCols.length; j++) {
+      const cell = r.fields[labelCols[j]];
+      const t = cell.trim();
+      if (!options.labelValueMap?.[t] && !POSITIVE.test(t) && !UNCERTAIN.test(t) && !NEGATIVE.test(t)) {
+        oddCells++;
+        firstOdd ??= { line: r.line, column: header[labelCols[j]], value: t };
+        oddColumns.add(header[labelCols[j]]);
+      }
+      labels[j] = labelNumber(parseLabelValue(cell, options.labelValueMap), uncertain);
+    }
     samples.push({ path, split, labels, row: r.line });
   }
 
+  const warnings: string[] = [];
+  if (firstOdd) {
+    const { line, column, value } = firstOdd;
+    if (options.strictLabels) {
+      throw new DatasetError(fileName, `label column "${column}" holds ${JSON.stringify(value)}, which is not 1, 0, -1 or blank (${oddCells} such cell${oddCells > 1 ? 's' : ''} in all); fix the list or choose other --labels`, { line, column });
+    }
+    warnings.push(`${fileName}: ${oddCells} label cell${oddCells > 1 ? 's are' : ' is'} not 1, 0, -1 or blank (first: line ${line}, column "${column}": ${JSON.stringify(value)}; ` +
+      `column${oddColumns.size > 1 ? 's' : ''} ${[...oddColumns].join(', ')}); they count as negative, but such values usually mean a wrong column: ` +
+      'check --labels, or pass --strict-labels to refuse them');
+  }
   const viewNote = droppedByView > 0 ? ` after the view filter (${header[viewCol]} in ${[...views!].join(', ')}; ${droppedByView} rows dropped)` : '';
   for (const s of requireSplits) {
     if (!samples.some((x) => x.split === s)) throw new DatasetError(fileName, `split "${s}" has no rows${viewNote}`, { column: header[splitCol] });
@@ -186,6 +243,7 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
     pathColumn: header[pathCol],
     viewColumn: viewCol >= 0 ? header[viewCol] : null,
     droppedByView,
+    warnings,
   };
 }
 

@@ -40,12 +40,49 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
   throw new ImageError(name, bytes.length === 0 ? 'empty file' : 'not a PNG or JPEG image (unrecognized signature)');
 }
 
+/**
+ * Why a PNG's chunk structure is incomplete, or null: walks the chunk headers (not the data) to IEND.
+ * Checked before decoding so that a truncated file gets one message wherever it was cut, instead of
+ * whatever error the inflater happens to meet.
+ */
+function pngTruncation(b: Uint8Array): string | null {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let o = 8;
+  while (o + 8 <= b.length) {
+    const length = view.getUint32(o);
+    const type = String.fromCharCode(b[o + 4], b[o + 5], b[o + 6], b[o + 7]);
+    o += 12 + length;
+    if (o > b.length) break;
+    if (type === 'IEND') return null;
+  }
+  return 'truncated: the file ends before its IEND chunk';
+}
+
+/** Samples packed at 1, 2 or 4 bits (rows padded to whole bytes) unpacked to one value per byte. */
+function unpackBits(packed: ArrayLike<number>, width: number, height: number, channels: number, depth: number): Uint8Array {
+  const perRow = width * channels;
+  const rowBytes = Math.ceil((perRow * depth) / 8);
+  const out = new Uint8Array(perRow * height);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let i = 0; i < perRow; i++) {
+      const bit = i * depth;
+      out[y * perRow + i] = (packed[y * rowBytes + (bit >> 3)] >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
+}
+
 function decodePngImage(bytes: Uint8Array, name: string): RgbImage {
+  const truncated = pngTruncation(bytes);
+  if (truncated) throw new ImageError(name, `corrupt PNG (${truncated})`);
   let png;
   try {
     png = decodePng(bytes);
-  } catch (err) {
-    throw new ImageError(name, `corrupt PNG (${(err as Error).message})`);
+  } catch {
+    // The inflater's own messages vary with where the damage is (and some are engine errors such as
+    // "Offset is outside the bounds of the DataView"): one stable message instead.
+    throw new ImageError(name, 'corrupt PNG (the image data cannot be decoded)');
   }
   let { data, channels } = png;
   const { width, height } = png;
@@ -55,6 +92,8 @@ function decodePngImage(bytes: Uint8Array, name: string): RgbImage {
     channels = data.length / (width * height);
     max = 255;
   } else if (png.depth < 8) {
+    // fast-png returns 1-, 2- and 4-bit grayscale still packed.
+    data = unpackBits(data, width, height, channels, png.depth);
     max = 2 ** png.depth - 1;
   }
   if (!width || !height || data.length < width * height * channels) throw new ImageError(name, 'PNG has no pixel data');

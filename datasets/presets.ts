@@ -16,6 +16,8 @@ export interface DatasetPreset {
   description: string;
   /** Image-path column candidates (relative to the image root). */
   pathColumn: readonly string[];
+  /** Failing those, the one column whose values all end in .png, .jpg or .jpeg (any name, e.g. jpg_rel_path). */
+  pathColumnByContent?: boolean;
   /** A folder column joined in front of the path (PadChest's ImageDir). */
   pathDirColumn?: string;
   splitColumn: string;
@@ -32,8 +34,9 @@ export type PresetName = (typeof PRESET_NAMES)[number];
 export const PRESETS: Readonly<Record<PresetName, DatasetPreset>> = {
   generic: {
     name: 'generic',
-    description: 'any master list: a common image-path column name, every other column (but split) a label',
+    description: 'any master list: the image-path column (a common name, or the column of image file names), every other column (but split) a label',
     pathColumn: ['image', 'path', 'image_path', 'img_path', 'Path', 'filename', 'file'],
+    pathColumnByContent: true,
     splitColumn: 'split',
     labels: null,
   },
@@ -111,6 +114,8 @@ export function getPreset(name: string): DatasetPreset {
 export function presetOptions(preset: DatasetPreset, overrides: Partial<MasterListOptions> = {}): MasterListOptions {
   const options: MasterListOptions = {
     pathColumn: preset.pathColumn,
+    // A path column named on the command line is taken as given.
+    pathColumnByContent: Boolean(preset.pathColumnByContent) && overrides.pathColumn === undefined,
     pathDirColumn: preset.pathDirColumn,
     splitColumn: preset.splitColumn,
     labels: preset.labels,

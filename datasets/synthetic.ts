@@ -4,12 +4,6 @@
 
 export const DEMO_LABELS = ['cardiomegaly', 'pleural_effusion', 'nodule', 'pneumothorax'] as const;
 
-export interface SyntheticImage {
-  /** Grayscale pixels, row-major, 0..65535 (written as 16-bit PNG) or 0..255. */
-  pixels: Uint16Array;
-  labels: number[];
-}
-
 import { mulberry32 } from '../engine/prng.js';
 
 function gauss(rand: () => number): number {
@@ -33,9 +27,12 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
   const effusionSide = rand() < 0.5 ? 0 : 1;
   const effusionLevel = jitter(0.4, 0.08);
   const noduleSide = rand() < 0.5 ? 0 : 1;
-  const nodule = { x: lungs[noduleSide] + jitter(0, lungW * 0.4), y: lungY + jitter(0, lungH * 0.4), r: jitter(0.06, 0.01) * s };
+  // Nodules and pneumothoraces are drawn large and dark enough to survive the downscale to the demo
+  // model's 32-pixel input; their contrast varies (0.6–1) so that some cases stay hard.
+  const nodule = { x: lungs[noduleSide] + jitter(0, lungW * 0.35), y: lungY + jitter(0, lungH * 0.35), r: jitter(0.11, 0.015) * s, contrast: jitter(0.8, 0.2) };
   const ptxSide = rand() < 0.5 ? 0 : 1;
-  const ptxDepth = jitter(0.35, 0.1);
+  const ptxDepth = jitter(0.55, 0.1);
+  const ptxContrast = jitter(0.8, 0.2);
   const ribPhase = rand() * Math.PI;
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < s; x++) {
@@ -52,7 +49,7 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
           let lung = 0.3 * (1 - d) ** 0.5;
           const rib = 0.05 * Math.max(0, Math.sin((y / s) * 42 + lx * 3 + ribPhase)) ** 4;
           lung -= rib;
-          if (labels[3] && side === ptxSide && ly < -1 + 2 * ptxDepth && lx * (side ? 1 : -1) > -0.2) lung += 0.15 * Math.min(1, (-1 + 2 * ptxDepth - ly) * 5); // no lung markings: darker
+          if (labels[3] && side === ptxSide && ly < -1 + 2 * ptxDepth && lx * (side ? 1 : -1) > -0.2) lung += 0.4 * ptxContrast * Math.min(1, (-1 + 2 * ptxDepth - ly) * 5); // no lung markings: darker
           if (labels[1] && side === effusionSide && ly > 1 - 2 * effusionLevel) lung -= 0.4 * Math.min(1, (ly - (1 - 2 * effusionLevel)) * 4); // fluid
           v -= lung;
         }
@@ -64,7 +61,7 @@ export function renderRadiograph(size: number, labels: readonly number[], rand: 
       if (hx * hx + hy * hy < 1) v += 0.2 * (1 - hx * hx - hy * hy) ** 0.3;
       if (labels[2]) {
         const nd = Math.hypot(x - nodule.x, y - nodule.y) / nodule.r;
-        if (nd < 1.5) v += 0.35 * Math.exp(-nd * nd * 1.5);
+        if (nd < 1.5) v += 0.6 * nodule.contrast * Math.exp(-nd * nd * 1.5);
       }
       img[y * s + x] = v;
     }
@@ -84,15 +81,21 @@ export interface SyntheticSample {
   image: Float32Array;
 }
 
-/** `n` samples with independent findings (prevalences 20–35%), split 60/20/20. */
-export function syntheticDataset(n: number, size: number, seed: number): SyntheticSample[] {
+/** Fractions of a synthetic dataset in the training and validation splits; the rest is test. */
+export interface SplitFractions {
+  train: number;
+  valid: number;
+}
+
+/** `n` samples with independent findings (prevalences 20–30%), split 60/20/20 unless `fractions` says otherwise. */
+export function syntheticDataset(n: number, size: number, seed: number, fractions: SplitFractions = { train: 0.6, valid: 0.2 }): SyntheticSample[] {
   const rand = mulberry32(seed);
   const prevalence = [0.3, 0.25, 0.3, 0.2];
   const out: SyntheticSample[] = [];
   for (let i = 0; i < n; i++) {
     const labels = prevalence.map((p) => (rand() < p ? 1 : 0));
     const r = i / n;
-    const split = r < 0.6 ? 'train' : r < 0.8 ? 'valid' : 'test';
+    const split = r < fractions.train ? 'train' : r < fractions.train + fractions.valid ? 'valid' : 'test';
     out.push({ name: `img${String(i).padStart(4, '0')}.png`, split, labels, image: renderRadiograph(size, labels, rand) });
   }
   return out;

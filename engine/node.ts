@@ -2,6 +2,7 @@
 // (random-access reads, atomic writes). Nothing else in engine/, kernels/ or models/ imports Node; a
 // browser bundle never reaches this file.
 
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { createDevice, type Device, type DeviceOptions } from './device.js';
 import { LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
@@ -20,6 +21,61 @@ function installGlobals(): void {
   Object.assign(globalThis, globals);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   globalsInstalled = true;
+}
+
+/**
+ * Runs `fn` (a Dawn requestAdapter call) with file descriptor 2 pointed at /dev/null.
+ *
+ * When a Dawn instance first looks for adapters, Dawn clamps the Vulkan driver's dynamic-buffer counts
+ * (lavapipe and most desktop drivers report 500,000 or more) to its own 16 and prints
+ * "Warning: maxDynamic{Uniform,Storage}BuffersPerPipelineLayout artificially reduced ..." from native
+ * code straight to fd 2, on every command. vitgpu requests neither limit (nothing to change in the
+ * limits it asks for); the clamp is harmless and happens synchronously inside requestAdapter().
+ * Node has no dup2, so fd 2 is closed and /dev/null opened in its place (open takes the lowest free
+ * descriptor), then the original is reopened through /proc/self/fd. Only where that is safe: Linux,
+ * stderr a terminal or a pipe (a reopened regular file would not share the shell's offset, so log
+ * files keep the two lines). VITGPU_DAWN_LOG=1 leaves Dawn's messages alone.
+ */
+function withoutDawnAdapterLog<T>(fn: () => T): T {
+  if (process.platform !== 'linux' || process.env.VITGPU_DAWN_LOG) return fn();
+  let saved: number;
+  try {
+    const st = fstatSync(2);
+    if (!st.isFIFO() && !st.isCharacterDevice()) return fn();
+    saved = openSync('/proc/self/fd/2', 'w');
+  } catch {
+    return fn();
+  }
+  let silenced = false;
+  try {
+    closeSync(2);
+    const nul = openSync('/dev/null', 'w');
+    silenced = nul === 2;
+    if (!silenced) closeSync(nul); // fd 0 or 1 was free: restore below without running silenced
+  } catch {
+    // fall through to the restore
+  }
+  try {
+    return fn();
+  } finally {
+    try {
+      if (silenced) closeSync(2);
+      openSync(`/proc/self/fd/${saved}`, 'w'); // takes descriptor 2 again
+    } finally {
+      closeSync(saved);
+    }
+  }
+}
+
+/** The GPU object Dawn gives, with adapter discovery made quiet (see withoutDawnAdapterLog). */
+function quietGpu(gpu: GPU): GPU {
+  return new Proxy(gpu, {
+    get(target, key) {
+      if (key === 'requestAdapter') return (options?: GPURequestAdapterOptions) => withoutDawnAdapterLog(() => target.requestAdapter(options));
+      const v = Reflect.get(target, key, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 export interface NodeDeviceOptions extends DeviceOptions {
@@ -50,12 +106,12 @@ export async function listAdapters(): Promise<AdapterSummary[]> {
   installGlobals();
   // Dawn lists every adapter in the error for an adapter name that matches none.
   try {
-    await create(['adapter=\u0001no-such-adapter']).requestAdapter();
+    await quietGpu(create(['adapter=\u0001no-such-adapter'])).requestAdapter();
   } catch (err) {
     const found = parseAvailable(String((err as Error).message ?? err));
     if (found.length) return found;
   }
-  const adapter = await create([]).requestAdapter();
+  const adapter = await quietGpu(create([])).requestAdapter();
   return adapter ? [{ backend: 'default', name: adapter.info?.description || adapter.info?.device || 'adapter' }] : [];
 }
 
@@ -70,7 +126,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
   const gpu = create(dawnFlags(adapterName, backend));
   try {
     // Dawn does its own name matching; don't match again against a differently formatted name.
-    const device = await createDevice(gpu, { ...options, adapter: undefined, noAdapterHelp: LINUX_ADAPTER_HELP });
+    const device = await createDevice(quietGpu(gpu), { ...options, adapter: undefined, noAdapterHelp: LINUX_ADAPTER_HELP });
     instances.set(device, gpu);
     device.onDestroy(() => instances.delete(device));
     return device;

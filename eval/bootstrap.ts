@@ -4,14 +4,19 @@
 //
 // - A resample draws n test images with replacement; every label of an image comes along, and a label's
 //   missing (NaN) truths stay left out for that label.
-// - In every resample each label's Youden threshold is recomputed, then the metrics at it.
+// - Thresholds (thresholdPolicy): 'test' recomputes each label's Youden threshold in every resample, as
+//   the paper does; 'valid' applies the given thresholds (chosen on the validation split, see
+//   eval/thresholds.ts) unchanged in every resample. The metrics are those at the threshold.
+// - A resample whose threshold is not finite (no threshold beats chance: Youden's J <= 0 at every cut)
+//   still counts for the AUC; it is counted as `uninformative` and left out of the threshold and the
+//   metrics at it, which summarize the other resamples.
 // - A label whose resample holds one class only is skipped for that resample and the skip is counted
 //   (`valid` + `skipped` = resamples). Whether a resample is valid depends only on the truth and the
 //   indices, so all models of a comparison skip the same resamples.
 // - The mean AUC of a resample averages the labels that are 'ok' on the full test set; a resample where
 //   any of them has one class is skipped for the mean (the family of labels never changes).
-// - Summaries: mean; std is the sample standard deviation (ddof = 1; NaN with fewer than 2 valid
-//   resamples); the 95% interval is the 2.5th and 97.5th percentiles with linear interpolation between
+// - Summaries: mean; std is the sample standard deviation (ddof = 1; NaN with fewer than 2 values, and
+//   then the label's status is not 'ok', so metrics.json holds no null under 'ok'); the 95% interval is the 2.5th and 97.5th percentiles with linear interpolation between
 //   order statistics (numpy.percentile's default).
 // - Paired comparison: every model is evaluated on the same indices; for the ordered pair (A, B) the
 //   one-sided p-value is the fraction of valid resamples where AUC_A <= AUC_B ("A not above B"), per
@@ -21,6 +26,7 @@
 import {
   EvalInputError,
   LABEL_METRICS,
+  countsAtThreshold,
   evaluateLabels,
   labelColumns,
   orderByScoreDesc,
@@ -30,6 +36,7 @@ import {
   type LabelReport,
   type LabelStatus,
 } from './metrics.js';
+import type { ThresholdPolicy } from './thresholds.js';
 
 import { mulberry32 } from '../engine/prng.js';
 
@@ -63,24 +70,35 @@ export interface Summary {
   hi: number;
 }
 
+/**
+ * 'single-class': one class on the full test set (stats null). 'too-few-resamples': fewer than 2
+ * resamples with both classes (no std). 'no-informative-threshold': fewer than 2 resamples with a finite
+ * threshold (the threshold and the metrics at it are null or have no std). 'ok': every summary is finite.
+ */
+export type BootstrapStatus = Exclude<LabelStatus, 'no-informative-threshold'> | 'too-few-resamples' | 'no-informative-threshold';
+
 export interface BootstrapLabel {
   label: string;
-  /** On the full test set. */
-  status: LabelStatus;
-  /** Resamples in which the label had both classes, and those skipped. */
+  status: BootstrapStatus;
+  /** Resamples in which the label had both classes (its AUC summarizes these), and those skipped. */
   valid: number;
   skipped: number;
-  /** null when no resample was valid. */
-  stats: Record<BootstrapMetric, Summary> | null;
+  /** Valid resamples without a finite threshold; the threshold and the metrics at it summarize the other valid - uninformative. */
+  uninformative: number;
+  /** null when no resample was valid; a metric is null when no resample had a finite threshold. */
+  stats: Record<BootstrapMetric, Summary | null> | null;
 }
 
 export interface BootstrapResult {
   resamples: number;
   /** null when the indices were given rather than drawn. */
   seed: number | null;
+  /** Where the thresholds come from, and the fixed ones ('valid'; NaN where that split had one class → null in JSON). */
+  thresholdPolicy: ThresholdPolicy;
+  thresholds: number[] | null;
   labels: BootstrapLabel[];
-  /** The macro mean AUC over the labels 'ok' on the full set. */
-  meanAuc: { valid: number; skipped: number; stats: Summary | null };
+  /** The macro mean AUC over the labels with both classes on the full set ('no-labels' when there is none). */
+  meanAuc: { status: 'ok' | 'too-few-resamples' | 'no-labels'; valid: number; skipped: number; stats: Summary | null };
   /** Point estimates on the full, unresampled test set. */
   point: LabelReport;
 }
@@ -92,6 +110,21 @@ export interface BootstrapOptions {
   seed?: number;
   /** Explicit resamples (each of length n), e.g. shared with another evaluation. */
   indices?: readonly Int32Array[];
+  /** 'test' (default without thresholds): Youden's threshold recomputed in each resample. 'valid': `thresholds` applied unchanged. */
+  thresholdPolicy?: ThresholdPolicy;
+  /** One threshold per label, chosen on the validation split (eval/thresholds.ts youdenThresholds). */
+  thresholds?: ArrayLike<number> | null;
+}
+
+function resolvePolicy(policy: ThresholdPolicy | undefined, thresholds: ArrayLike<number> | null | undefined, labels: number, what: string): Float64Array | null {
+  const p = policy ?? (thresholds ? 'valid' : 'test');
+  if (p === 'test') {
+    if (thresholds) throw new EvalInputError(`${what}: thresholds given with thresholdPolicy 'test' (which recomputes them on the test split)`);
+    return null;
+  }
+  if (!thresholds) throw new EvalInputError(`${what}: thresholdPolicy 'valid' needs the thresholds chosen on the validation split`);
+  if (thresholds.length !== labels) throw new EvalInputError(`${what}: ${thresholds.length} thresholds for ${labels} labels`);
+  return Float64Array.from(thresholds);
 }
 
 /** Mean, sample std (ddof = 1) and 95% percentile interval of the non-NaN values; null when there are none. */
@@ -121,7 +154,7 @@ interface Resampled {
   meanAuc: Float64Array;
 }
 
-function resolveIndices(n: number, options: BootstrapOptions): { indices: readonly Int32Array[]; seed: number | null } {
+function resolveIndices(n: number, options: Pick<BootstrapOptions, 'indices' | 'resamples' | 'seed'>): { indices: readonly Int32Array[]; seed: number | null } {
   if (options.indices !== undefined) {
     if (options.indices.length === 0) throw new EvalInputError('bootstrap: indices holds no resample');
     options.indices.forEach((idx, r) => {
@@ -139,11 +172,12 @@ function resample(
   truth: readonly (readonly number[])[],
   probs: readonly (readonly number[])[],
   indices: readonly Int32Array[],
+  thresholds: Float64Array | null,
 ): Resampled {
   const columns: LabelColumn[] = labelColumns(labelNames, truth, probs);
-  const point = evaluateLabels(labelNames, truth, probs);
+  const point = evaluateLabels(labelNames, truth, probs, thresholds);
   const orders = columns.map((col) => orderByScoreDesc(col.scores, col.samples));
-  const okLabels = point.labels.flatMap((r, l) => (r.status === 'ok' ? [l] : []));
+  const okLabels = point.labels.flatMap((r, l) => (r.status !== 'single-class' ? [l] : []));
   const R = indices.length;
   const values = columns.map(() => {
     const v = {} as Record<BootstrapMetric, Float64Array>;
@@ -156,8 +190,11 @@ function resample(
     counts.fill(0);
     for (const i of indices[r]) counts[i]++;
     columns.forEach((col, l) => {
-      const walk = rocWalk(orders[l], col.truth, col.scores, counts);
+      let walk = rocWalk(orders[l], col.truth, col.scores, counts);
       if (walk.positives === 0 || walk.negatives === 0) return;
+      if (thresholds) walk = { ...walk, threshold: thresholds[l], ...countsAtThreshold(col.samples, col.truth, col.scores, thresholds[l], counts) };
+      values[l].auc[r] = walk.auc;
+      if (!Number.isFinite(walk.threshold)) return; // uninformative: left out of the threshold metrics
       const metrics = walkMetrics(walk);
       for (const m of LABEL_METRICS) values[l][m][r] = metrics[m];
     });
@@ -175,22 +212,28 @@ function countValid(values: Float64Array): number {
   return valid;
 }
 
-function summarizeResampled(labelNames: readonly string[], data: Resampled, R: number, seed: number | null): BootstrapResult {
+function summarizeResampled(labelNames: readonly string[], data: Resampled, R: number, seed: number | null, thresholds: Float64Array | null): BootstrapResult {
   const labels = labelNames.map((label, l): BootstrapLabel => {
     const valid = countValid(data.values[l].auc);
-    let stats: Record<BootstrapMetric, Summary> | null = null;
+    const informative = countValid(data.values[l].threshold);
+    let stats: Record<BootstrapMetric, Summary | null> | null = null;
     if (valid > 0) {
-      stats = {} as Record<BootstrapMetric, Summary>;
-      for (const m of LABEL_METRICS) stats[m] = summarize(data.values[l][m]) as Summary;
+      stats = {} as Record<BootstrapMetric, Summary | null>;
+      for (const m of LABEL_METRICS) stats[m] = summarize(data.values[l][m]);
     }
-    return { label, status: data.point.labels[l].status, valid, skipped: R - valid, stats };
+    const status: BootstrapStatus =
+      data.point.labels[l].status === 'single-class' ? 'single-class' : valid < 2 ? 'too-few-resamples' : informative < 2 ? 'no-informative-threshold' : 'ok';
+    return { label, status, valid, skipped: R - valid, uninformative: valid - informative, stats };
   });
   const meanValid = countValid(data.meanAuc);
+  const anyLabel = data.point.labels.some((r) => r.status !== 'single-class');
   return {
     resamples: R,
     seed,
+    thresholdPolicy: thresholds ? 'valid' : 'test',
+    thresholds: thresholds ? Array.from(thresholds) : null,
     labels,
-    meanAuc: { valid: meanValid, skipped: R - meanValid, stats: summarize(data.meanAuc) },
+    meanAuc: { status: !anyLabel ? 'no-labels' : meanValid < 2 ? 'too-few-resamples' : 'ok', valid: meanValid, skipped: R - meanValid, stats: summarize(data.meanAuc) },
     point: data.point,
   };
 }
@@ -206,8 +249,9 @@ export function bootstrapEvaluate(
   probs: readonly (readonly number[])[],
   options: BootstrapOptions = {},
 ): BootstrapResult {
+  const thresholds = resolvePolicy(options.thresholdPolicy, options.thresholds, labelNames.length, 'bootstrapEvaluate');
   const { indices, seed } = resolveIndices(truth.length, options);
-  return summarizeResampled(labelNames, resample(labelNames, truth, probs, indices), indices.length, seed);
+  return summarizeResampled(labelNames, resample(labelNames, truth, probs, indices, thresholds), indices.length, seed, thresholds);
 }
 
 /**
@@ -228,8 +272,12 @@ export function benjaminiHochberg(pvalues: readonly number[]): number[] {
   return out;
 }
 
+/** 'ok': at least 2 shared valid resamples; 'too-few-resamples': fewer (p or the difference's std is then null). */
+export type PairStatus = 'ok' | 'too-few-resamples';
+
 export interface PairLabel {
   label: string;
+  status: PairStatus;
   /** Resamples where the label had both classes. */
   valid: number;
   /** Fraction of valid resamples with AUC_A <= AUC_B; null when none was valid. */
@@ -246,7 +294,7 @@ export interface PairComparison {
   b: string;
   labels: PairLabel[];
   /** The same for the mean AUC (one test: not adjusted). */
-  meanAuc: { valid: number; p: number | null; diff: Summary | null };
+  meanAuc: { status: PairStatus; valid: number; p: number | null; diff: Summary | null };
 }
 
 export interface ModelComparison {
@@ -255,14 +303,17 @@ export interface ModelComparison {
   baseline: string | null;
   resamples: number;
   seed: number | null;
+  thresholdPolicy: ThresholdPolicy;
   /** Each model's bootstrap on the shared indices. */
   results: Record<string, BootstrapResult>;
   /** With a baseline: (A, baseline) and (baseline, A) for every other A; otherwise every ordered pair. */
   pairs: PairComparison[];
 }
 
-export interface CompareOptions extends BootstrapOptions {
+export interface CompareOptions extends Omit<BootstrapOptions, 'thresholds'> {
   baseline?: string;
+  /** With thresholdPolicy 'valid': each model's thresholds, chosen on its validation predictions. */
+  thresholds?: Readonly<Record<string, ArrayLike<number>>> | null;
 }
 
 function pairOf(labelNames: readonly string[], a: string, b: string, A: Resampled, B: Resampled): PairComparison {
@@ -274,14 +325,15 @@ function pairOf(labelNames: readonly string[], a: string, b: string, A: Resample
       diffs.push(va[r] - vb[r]);
       if (va[r] <= vb[r]) notAbove++;
     }
-    return { valid: diffs.length, p: diffs.length === 0 ? null : notAbove / diffs.length, diff: summarize(diffs) };
+    const status: PairStatus = diffs.length < 2 ? 'too-few-resamples' : 'ok';
+    return { status, valid: diffs.length, p: diffs.length === 0 ? null : notAbove / diffs.length, diff: summarize(diffs) };
   };
   const raw = labelNames.map((_, l) => test(A.values[l].auc, B.values[l].auc));
   const adjusted = benjaminiHochberg(raw.map((t) => t.p ?? NaN));
   return {
     a,
     b,
-    labels: raw.map((t, l) => ({ label: labelNames[l], valid: t.valid, p: t.p, pAdjusted: t.p === null ? null : adjusted[l], diff: t.diff })),
+    labels: raw.map((t, l) => ({ label: labelNames[l], status: t.status, valid: t.valid, p: t.p, pAdjusted: t.p === null ? null : adjusted[l], diff: t.diff })),
     meanAuc: test(A.meanAuc, B.meanAuc),
   };
 }
@@ -303,12 +355,16 @@ export function compareModels(
   if (baseline !== null && !models.includes(baseline)) {
     throw new EvalInputError(`compareModels: baseline ${JSON.stringify(baseline)} is not one of ${JSON.stringify(models)}`);
   }
+  const policy = options.thresholdPolicy ?? (options.thresholds ? 'valid' : 'test');
+  const missing = policy === 'valid' ? models.filter((m) => !options.thresholds?.[m]) : [];
+  if (missing.length) throw new EvalInputError(`compareModels: thresholdPolicy 'valid' needs validation thresholds for ${missing.map((m) => JSON.stringify(m)).join(', ')}`);
+  const thresholds = Object.fromEntries(models.map((m) => [m, resolvePolicy(policy, options.thresholds?.[m], labelNames.length, `compareModels (${m})`)]));
   const { indices, seed } = resolveIndices(truth.length, options);
   const data: Record<string, Resampled> = {};
   const results: Record<string, BootstrapResult> = {};
   for (const name of models) {
-    data[name] = resample(labelNames, truth, probsByModel[name], indices);
-    results[name] = summarizeResampled(labelNames, data[name], indices.length, seed);
+    data[name] = resample(labelNames, truth, probsByModel[name], indices, thresholds[name]);
+    results[name] = summarizeResampled(labelNames, data[name], indices.length, seed, thresholds[name]);
   }
   const pairs: PairComparison[] = [];
   for (const a of models) {
@@ -317,7 +373,7 @@ export function compareModels(
       pairs.push(pairOf(labelNames, a, b, data[a], data[b]));
     }
   }
-  return { labelNames: [...labelNames], models, baseline, resamples: indices.length, seed, results, pairs };
+  return { labelNames: [...labelNames], models, baseline, resamples: indices.length, seed, thresholdPolicy: policy, results, pairs };
 }
 
 /** The comparison of the ordered pair (a, b), if it was made. */

@@ -58,11 +58,16 @@ export interface LabelMetrics {
   f1: number;
 }
 
-export type LabelStatus = 'ok' | 'single-class';
+/**
+ * 'single-class': the evaluated samples hold fewer than two classes; metrics is then null.
+ * 'no-informative-threshold': the AUC is defined, but no threshold beats chance (Youden's J <= 0 at every
+ * cut, or a given threshold that is not finite): the threshold is ±Infinity or NaN (null in JSON) and
+ * the metrics at it are those of predicting every sample alike.
+ */
+export type LabelStatus = 'ok' | 'single-class' | 'no-informative-threshold';
 
 export interface LabelResult {
   label: string;
-  /** 'single-class': the evaluated samples hold fewer than two classes; metrics is then null. */
   status: LabelStatus;
   /** Evaluated samples (truth not NaN) with truth 1 and 0. */
   positives: number;
@@ -70,7 +75,7 @@ export interface LabelResult {
   metrics: LabelMetrics | null;
 }
 
-/** Unweighted means over the labels whose status is 'ok' (the threshold is not averaged). */
+/** Unweighted means over the labels that have metrics (the threshold is not averaged). */
 export interface MacroMetrics {
   auc: number;
   accuracy: number;
@@ -329,17 +334,44 @@ export function macroAverage(metrics: readonly (LabelMetrics | null)[]): MacroMe
 }
 
 /**
- * Per-label AUC and metrics at each label's Youden threshold, plus macro averages over the 'ok' labels.
- * truth[sample][label] is 0, 1, or NaN (missing/ignored: the sample is left out for that label only).
+ * True and false positives (weighted by `weights`, as in rocWalk) when predicting positive at
+ * score >= threshold, over `samples`. A NaN threshold predicts nothing positive, as +Infinity does.
  */
-export function evaluateLabels(labelNames: readonly string[], truth: readonly (readonly number[])[], probs: readonly (readonly number[])[]): LabelReport {
+export function countsAtThreshold(
+  samples: ArrayLike<number>, labels: ArrayLike<number>, scores: ArrayLike<number>, threshold: number, weights?: ArrayLike<number>,
+): { tp: number; fp: number } {
+  let tp = 0;
+  let fp = 0;
+  for (let k = 0; k < samples.length; k++) {
+    const i = samples[k];
+    if (!(scores[i] >= threshold)) continue;
+    const w = weights === undefined ? 1 : weights[i];
+    if (labels[i] === 1) tp += w;
+    else fp += w;
+  }
+  return { tp, fp };
+}
+
+/**
+ * Per-label AUC and metrics at each label's Youden threshold, plus macro averages over the labels with
+ * metrics. truth[sample][label] is 0, 1, or NaN (missing/ignored: the sample is left out for that label
+ * only). `thresholds` (one per label, e.g. chosen on the validation split) replaces the Youden threshold
+ * of these samples.
+ */
+export function evaluateLabels(
+  labelNames: readonly string[], truth: readonly (readonly number[])[], probs: readonly (readonly number[])[], thresholds?: ArrayLike<number> | null,
+): LabelReport {
   const columns = labelColumns(labelNames, truth, probs);
+  if (thresholds && thresholds.length !== labelNames.length) {
+    throw new EvalInputError(`${thresholds.length} thresholds for ${labelNames.length} labels`);
+  }
   const labels = columns.map((col, l): LabelResult => {
-    const walk = rocWalk(orderByScoreDesc(col.scores, col.samples), col.truth, col.scores);
+    let walk = rocWalk(orderByScoreDesc(col.scores, col.samples), col.truth, col.scores);
     const ok = walk.positives > 0 && walk.negatives > 0;
+    if (ok && thresholds) walk = { ...walk, threshold: thresholds[l], ...countsAtThreshold(col.samples, col.truth, col.scores, thresholds[l]) };
     return {
       label: labelNames[l],
-      status: ok ? 'ok' : 'single-class',
+      status: !ok ? 'single-class' : Number.isFinite(walk.threshold) ? 'ok' : 'no-informative-threshold',
       positives: walk.positives,
       negatives: walk.negatives,
       metrics: ok ? walkMetrics(walk) : null,

@@ -1,7 +1,7 @@
 // Text reports of an evaluation: the paper-style markdown table of a model comparison, and a CSV of
 // every prediction. Browser-safe (returns strings; writing them is the caller's business).
 
-import { findPair, type ModelComparison, type Summary } from './bootstrap.js';
+import { findPair, type BootstrapResult, type ModelComparison, type Summary } from './bootstrap.js';
 import { EvalInputError } from './metrics.js';
 
 export type PValueColumns = 'adjusted' | 'raw' | 'both';
@@ -21,10 +21,26 @@ export function formatPValue(p: number | null): string {
   return p < 0.001 ? '<0.001' : p.toFixed(3);
 }
 
-/** "88.92 ± 1.03": a bootstrap AUC summary in percent, 2 decimals. */
-export function formatAuc(s: Summary): string {
-  const mean = (s.mean * 100).toFixed(2);
-  return Number.isNaN(s.std) ? mean : `${mean} ± ${(s.std * 100).toFixed(2)}`;
+/**
+ * "88.92 ± 1.03 (86.80–90.85)": a bootstrap summary in percent, 2 decimals: mean ± std (ddof 1) as the
+ * paper reports it, then the 95% percentile interval as medical papers do. From fewer than two
+ * resamples there is no spread: the mean alone. Never NaN or Infinity.
+ */
+export function formatAuc(s: Summary, scale = 100, digits = 2): string {
+  const f = (v: number) => (v * scale).toFixed(digits);
+  if (!Number.isFinite(s.mean)) return 'n/a';
+  if (!Number.isFinite(s.std) || !Number.isFinite(s.lo) || !Number.isFinite(s.hi)) return f(s.mean);
+  return `${f(s.mean)} ± ${f(s.std)} (${f(s.lo)}–${f(s.hi)})`;
+}
+
+/** How many resamples each label used, when that is not all of them, for the notes under a table. */
+function resamplesUsed(r: BootstrapResult, labelNames: readonly string[]): string {
+  const R = r.resamples;
+  const partial = r.labels.filter((l) => l.status !== 'single-class' && l.valid < R);
+  const mean = r.meanAuc.status === 'no-labels' ? '' : `, the Mean row ${r.meanAuc.valid}`;
+  if (partial.length === 0 && (r.meanAuc.valid === R || r.meanAuc.status === 'no-labels')) return `all ${R} resamples used for every label`;
+  const per = labelNames.map((name, l) => (r.labels[l].status === 'single-class' ? null : `${name} ${r.labels[l].valid}`)).filter(Boolean);
+  return `resamples used (those in which the label has both classes): ${per.join(', ')}${mean} of ${R}`;
 }
 
 const ONE_CLASS = 'n/a (one class)';
@@ -66,8 +82,8 @@ export function markdownTable(comparison: ModelComparison, options: MarkdownTabl
     const oneClass = comparison.results[baseline].labels[l].status === 'single-class';
     const row = [label];
     for (const m of models) {
-      const stats = comparison.results[m].labels[l].stats;
-      row.push(oneClass ? ONE_CLASS : stats === null ? 'n/a' : formatAuc(stats.auc));
+      const auc = comparison.results[m].labels[l].stats?.auc;
+      row.push(oneClass ? ONE_CLASS : auc ? formatAuc(auc) : 'n/a');
     }
     for (const pair of pairs) {
       for (const kind of kinds) {
@@ -86,11 +102,13 @@ export function markdownTable(comparison: ModelComparison, options: MarkdownTabl
   for (const pair of pairs) meanRow.push(...kinds.map(() => formatPValue(pair.meanAuc.p)));
   rows.push(meanRow);
 
-  const okLabels = comparison.results[baseline].labels.filter((r) => r.status === 'ok').length;
+  const okLabels = comparison.results[baseline].labels.filter((r) => r.status !== 'single-class').length;
   const labelsText = `${okLabels} label${okLabels === 1 ? '' : 's'}`;
   const seed = comparison.seed === null ? 'given indices' : `seed ${comparison.seed}`;
   const notes = [
-    `AUC in %: bootstrap mean ± std (ddof 1) over ${comparison.resamples} resamples (${seed}); the Mean row is the macro mean AUC over ${labelsText}.`,
+    `AUC in %: bootstrap mean ± std (ddof 1) and, in parentheses, the 95% interval (2.5th–97.5th percentiles) over ${comparison.resamples} resamples (${seed}); ` +
+      `${resamplesUsed(comparison.results[baseline], comparison.labelNames)}; a cell from fewer than 2 resamples shows the mean alone. ` +
+      `The Mean row is the macro mean AUC over ${labelsText}.`,
   ];
   if (tested.length > 0) {
     notes.push(
@@ -100,6 +118,51 @@ export function markdownTable(comparison: ModelComparison, options: MarkdownTabl
     );
   }
   return [...rows.map((r) => `| ${r.map(cell).join(' | ')} |`), '', ...notes].join('\n') + '\n';
+}
+
+/** A threshold in [0, 1] scale, 4 decimals; a non-finite one says why. */
+function formatThreshold(t: number): string {
+  if (Number.isNaN(t)) return 'none (one class where it was chosen)';
+  if (!Number.isFinite(t)) return 'none (no threshold beats chance)';
+  return t.toFixed(4);
+}
+
+/**
+ * Per model, the metrics at the threshold (in %, mean ± std (95% interval)), one row per label, and
+ * notes that say where the threshold came from (thresholdPolicy) and how many resamples had no
+ * informative threshold. Never prints NaN or Infinity.
+ */
+export function youdenTable(comparison: ModelComparison): string {
+  const parts: string[] = [];
+  const fixed = comparison.thresholdPolicy === 'valid';
+  for (const [name, r] of Object.entries(comparison.results)) {
+    const how = fixed ? 'chosen on the validation split, fixed in every resample' : 'chosen on the test split, recomputed in each resample';
+    parts.push(`\n\n## ${name}: metrics at the Youden threshold (${how}), %\n`);
+    parts.push('| Label | Threshold | Accuracy | Sensitivity | Specificity | Precision | F1 |');
+    parts.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const notes: string[] = [];
+    comparison.labelNames.forEach((label, j) => {
+      const lr = r.labels[j];
+      const st = lr.stats;
+      if (lr.status === 'single-class' || !st) {
+        parts.push(`| ${cell(label)} | n/a (one class) | | | | | |`);
+        return;
+      }
+      const thr = fixed ? formatThreshold(r.thresholds![j]) : st.threshold ? formatAuc(st.threshold, 1, 4) : 'none (no threshold beats chance)';
+      const pct = (s: Summary | null) => (s ? formatAuc(s) : 'n/a');
+      parts.push(`| ${cell(label)} | ${thr} | ${pct(st.accuracy)} | ${pct(st.sensitivity)} | ${pct(st.specificity)} | ${pct(st.precision)} | ${pct(st.f1)} |`);
+      if (lr.uninformative > 0) {
+        notes.push(`${label}: ${lr.uninformative} of ${lr.valid} resamples had no informative threshold` +
+          `${fixed ? ' (the validation threshold is not finite)' : " (Youden's J <= 0 at every cut)"}; the metrics summarize the other ${lr.valid - lr.uninformative}.`);
+      }
+    });
+    parts.push('');
+    parts.push(fixed
+      ? 'Threshold: per label, the one maximizing Youden\'s J (TPR − FPR) on the validation split\'s predictions, applied unchanged to the test split and to every resample.'
+      : 'Threshold: per label, the one maximizing Youden\'s J (TPR − FPR) on the test split itself, recomputed in every resample (the paper\'s choice; optimistic, as the threshold sees the data it is scored on).');
+    parts.push(`Cells: mean ± std (ddof 1) and, in parentheses, the 95% interval over the resamples; ${resamplesUsed(r, comparison.labelNames)}.`, ...notes);
+  }
+  return parts.join('\n');
 }
 
 /** A CSV field, quoted (RFC 4180) when it holds a comma, a double quote, CR or LF. */

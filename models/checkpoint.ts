@@ -21,6 +21,8 @@ export interface CheckpointPlan {
   prefix: string;
   /** Architecture read off the shapes (heads assume 64-wide heads unless metadata says otherwise). */
   config: VitConfig;
+  /** Whether config.heads was read from the file's metadata (vitgpu checkpoints) rather than assumed. */
+  headsStored: boolean;
   /** canonical name -> sources, for every canonical parameter present. */
   entries: Map<string, SourceEntry>;
   /** Tensors in the file that the model does not use (pooler, mask token, ...). */
@@ -198,6 +200,15 @@ export function planCheckpoint(
   if (!Number.isInteger(posGrid) || posGrid * posGrid !== posTokens - 1) {
     throw new CheckpointError(`${where}pos_embed has ${posTokens - 1} patch positions, not a square grid`);
   }
+  if (head && metadata.labels !== undefined) {
+    // vitgpu's own checkpoints name their labels; a head with another row count would print names over the wrong values.
+    const names = metadata.labels.split(',').filter(Boolean);
+    if (names.length > 0 && names.length !== head[0]) {
+      throw new CheckpointError(
+        `${where}the head has ${head[0]} outputs (head.weight [${head.join(', ')}]), but the metadata names ${names.length} labels (${names.join(', ')}); the file is inconsistent`,
+      );
+    }
+  }
   if (head && config.labels === 0) entries.delete('head.weight'), entries.delete('head.bias'); // a head of another width (HF Dinov2: CLS+mean)
 
   const unexpected = all.filter((n) => !claimed.has(n) || ![...entries.values()].some((e) => e.sources.includes(n)));
@@ -209,5 +220,5 @@ export function planCheckpoint(
       entries.delete(k);
     }
   }
-  return { format, prefix, config, entries, unexpected: [...new Set(unexpected)].sort() };
+  return { format, prefix, config, headsStored: metaConfig.heads !== undefined, entries, unexpected: [...new Set(unexpected)].sort() };
 }

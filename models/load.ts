@@ -79,18 +79,21 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
   try {
     for (const [name, shape] of wanted) {
       const entry = plan.entries.get(name)!;
+      const infos = entry.sources.map((s) => header.tensors.get(s)!);
+      // Shapes are compared exactly, not only by size: [64, 192] where [192, 64] is expected would load
+      // transposed weights silently. Split sources (HF query/key/value) stack along axis 0.
+      const stacked = [infos.reduce((n, t) => n + (t.shape[0] ?? 0), 0), ...infos[0].shape.slice(1)];
+      const sameTail = infos.every((t) => t.shape.length === infos[0].shape.length && t.shape.slice(1).every((d, i) => d === infos[0].shape[i + 1]));
+      if (!sameTail || stacked.length !== shape.length || stacked.some((d, i) => d !== shape[i])) {
+        const got = infos.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(' + ');
+        throw new CheckpointError(`${src.name}: ${got} does not fit ${name} [${shape.join(', ')}] of a ${config.name} model`);
+      }
       const parts: Float32Array[] = [];
-      for (const s of entry.sources) {
-        const info = header.tensors.get(s)!;
+      for (const info of infos) {
         dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
         parts.push(await readTensorF32(src, info));
       }
       const values = parts.length === 1 ? parts[0] : concatF32(parts);
-      const expected = shape.reduce((a, b) => a * b, 1);
-      if (values.length !== expected) {
-        const got = entry.sources.map((s) => `${s} [${header.tensors.get(s)!.shape.join(', ')}]`).join(' + ');
-        throw new CheckpointError(`${src.name}: ${got} does not fit ${name} [${shape.join(', ')}] of a ${config.name} model`);
-      }
       const bad = firstNonFinite(values);
       if (bad >= 0) {
         const count = values.reduce((n, v) => n + (Number.isFinite(v) ? 0 : 1), 0);

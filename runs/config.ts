@@ -19,6 +19,8 @@ export interface DataOptions {
   pathSuffix?: string;
   splitColumn?: string;
   uncertain?: 'negative' | 'positive' | 'ignore';
+  /** Refuse label cells outside {1, 0, -1, blank} instead of warning about them. */
+  strictLabels?: boolean;
   /** Keep all views even where the preset filters them. */
   allViews?: boolean;
   skipBadImages?: boolean;

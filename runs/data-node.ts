@@ -90,12 +90,14 @@ export async function readList(opts: DataOptions, reporter: Reporter, requireSpl
       pathSuffix: opts.pathSuffix,
       splitColumn: opts.splitColumn,
       uncertain: opts.uncertain,
+      strictLabels: opts.strictLabels,
       ...(opts.allViews ? { viewColumn: null, views: null } : {}),
       requireSplits,
     }),
   );
   reporter.info(`${opts.data}: ${list.samples.length} images, ${list.labelNames.length} labels (${list.labelNames.join(', ')})` +
     (list.droppedByView ? `, ${list.droppedByView} rows left out by the view filter` : ''));
+  for (const w of list.warnings) reporter.info(`warning: ${w}`);
   return { list, imageRoot: resolve(opts.imageRoot ?? dirname(opts.data)) };
 }
 

@@ -12,30 +12,9 @@ import { VitgpuError } from '../engine/errors.js';
 import { writeFileAtomic } from '../engine/node.js';
 import { compareModels } from '../eval/bootstrap.js';
 import { rocCurve } from '../eval/metrics.js';
-import { markdownTable, predictionsCsv } from '../eval/report.js';
+import { markdownTable, predictionsCsv, youdenTable } from '../eval/report.js';
 import { rocPlotPng, type RocPanel } from '../eval/roc-plot.js';
 import type { RunPredictions } from './predict-node.js';
-
-/** Per model: the Youden-threshold metrics per label, bootstrap mean ± std, as markdown. */
-function youdenTables(results: ReturnType<typeof compareModels>['results'], labels: string[]): string {
-  const pct = (s: { mean: number; std: number } | undefined) => (s ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` : 'n/a');
-  const parts: string[] = [];
-  for (const [name, r] of Object.entries(results)) {
-    parts.push(`\n\n## ${name}: metrics at the Youden threshold (recomputed in each resample), %\n`);
-    parts.push('| Label | Threshold | Accuracy | Sensitivity | Specificity | Precision | F1 |');
-    parts.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    labels.forEach((label, j) => {
-      const st = r.labels[j].stats;
-      if (!st) {
-        parts.push(`| ${label} | n/a (one class) | | | | | |`);
-        return;
-      }
-      const thr = `${st.threshold.mean.toFixed(4)} ± ${st.threshold.std.toFixed(4)}`;
-      parts.push(`| ${label} | ${thr} | ${pct(st.accuracy)} | ${pct(st.sensitivity)} | ${pct(st.specificity)} | ${pct(st.precision)} | ${pct(st.f1)} |`);
-    });
-  }
-  return parts.join('\n');
-}
 
 /** Evaluates and compares runs on the same test samples and writes the report files to `outDir`. */
 export async function writeEvaluation(
@@ -62,7 +41,7 @@ export async function writeEvaluation(
     await writeFileAtomic(f, predictionsCsv(p.paths, p.labels, p.truth, p.probs));
     files.push(f);
   }
-  const table = markdownTable(comparison) + youdenTables(comparison.results, first.labels);
+  const table = markdownTable(comparison) + youdenTable(comparison);
   const header = `# ${opts.split} split: ${first.paths.length} images, ${opts.resamples} bootstrap resamples (seed ${opts.seed})\n\n`;
   await writeFileAtomic(join(outDir, 'table.md'), header + table);
   files.push(join(outDir, 'table.md'));

@@ -4,11 +4,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encode } from 'fast-png';
-import { DEMO_LABELS, syntheticDataset } from '../datasets/synthetic.js';
+import { DEMO_LABELS, syntheticDataset, type SplitFractions } from '../datasets/synthetic.js';
 
-export async function writeSyntheticDataset(dir: string, opts: { images: number; size: number; seed: number }): Promise<string> {
+export async function writeSyntheticDataset(dir: string, opts: { images: number; size: number; seed: number; fractions?: SplitFractions }): Promise<string> {
   await mkdir(join(dir, 'images'), { recursive: true });
-  const samples = syntheticDataset(opts.images, opts.size, opts.seed);
+  const samples = syntheticDataset(opts.images, opts.size, opts.seed, opts.fractions);
   const lines = [`image,split,${DEMO_LABELS.join(',')}`];
   for (const [i, s] of samples.entries()) {
     const sixteen = i % 2 === 1;

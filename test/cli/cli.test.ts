@@ -27,8 +27,14 @@ describe('vitgpu command', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const out = join(mkdtempSync(join(tmpdir(), 'vitgpu-demo-')), 'demo');
-    const r = await vitgpu(['demo', '--out', out, '--images', '60', '--epochs', '1', '--resamples', '50']);
+    const r = await vitgpu(['demo', '--out', out, '--images', '80', '--epochs', '1', '--resamples', '50', '--seed', '1']);
     expect(r.code, r.stderr).toBe(0);
+    // Each stage is named after the run folder it writes.
+    for (const stage of ['pretrain', 'random', 'pretrained']) {
+      expect(r.stdout).toContain(`-> ${join(out, 'runs', stage)}\n`);
+      expect(r.stderr).toMatch(new RegExp(`^\\[${stage}\\] `, 'm'));
+    }
+    expect(r.stderr).not.toMatch(/\[from-pretrained\]/);
     expect(r.stdout).toMatch(/\| Label \| pretrained AUC \(%\) \| random AUC \(%\) \| p pretrained > random \(BH\) \|/);
     expect(r.stdout).toMatch(/roc\.png/);
   }, 180_000);

@@ -136,7 +136,7 @@ describe('bootstrapEvaluate', () => {
     expect(rare.skipped).toBeGreaterThan(80);
     expect(rare.skipped).toBeLessThan(200);
     expect(rare.valid + rare.skipped).toBe(1000);
-    expect(result.labels[4]).toEqual({ label: 'Single', status: 'single-class', valid: 0, skipped: 1000, stats: null });
+    expect(result.labels[4]).toEqual({ label: 'Single', status: 'single-class', valid: 0, skipped: 1000, uninformative: 0, stats: null });
     // The mean AUC needs all four 'ok' labels: it is valid exactly where Rare is.
     expect(result.meanAuc.valid).toBe(rare.valid);
     expect(result.point.macro!.labels).toBe(4);

@@ -20,16 +20,18 @@ const summary = (mean: number, std: number): Summary => ({ mean, std, lo: mean -
 /** A bootstrap result with the given AUC summaries for an 'ok' label "Atelectasis", a one-class label
  * "Single", and the mean. */
 function result(auc: Summary, mean: Summary): BootstrapResult {
-  const stats = {} as Record<BootstrapMetric, Summary>;
+  const stats = {} as Record<BootstrapMetric, Summary | null>;
   for (const m of LABEL_METRICS) stats[m] = auc;
   return {
     resamples: 1000,
     seed: 0,
+    thresholdPolicy: 'test',
+    thresholds: null,
     labels: [
-      { label: 'Atelectasis', status: 'ok', valid: 1000, skipped: 0, stats },
-      { label: 'Single', status: 'single-class', valid: 0, skipped: 1000, stats: null },
+      { label: 'Atelectasis', status: 'ok', valid: 1000, skipped: 0, uninformative: 0, stats },
+      { label: 'Single', status: 'single-class', valid: 0, skipped: 1000, uninformative: 0, stats: null },
     ],
-    meanAuc: { valid: 1000, skipped: 0, stats: mean },
+    meanAuc: { status: 'ok', valid: 1000, skipped: 0, stats: mean },
     point: { labels: [], macro: null },
   };
 }
@@ -40,6 +42,7 @@ const handComparison: ModelComparison = {
   baseline: 'ImageNet',
   resamples: 1000,
   seed: 0,
+  thresholdPolicy: 'test',
   results: {
     ImageNet: result(summary(0.8892, 0.0103), summary(0.8892, 0.0103)),
     DINOv2: result(summary(0.901, 0.0095), summary(0.901, 0.0095)),
@@ -49,10 +52,10 @@ const handComparison: ModelComparison = {
       a: 'DINOv2',
       b: 'ImageNet',
       labels: [
-        { label: 'Atelectasis', valid: 1000, p: 0.0004, pAdjusted: 0.0008, diff: summary(0.012, 0.004) },
-        { label: 'Single', valid: 0, p: null, pAdjusted: null, diff: null },
+        { label: 'Atelectasis', status: 'ok', valid: 1000, p: 0.0004, pAdjusted: 0.0008, diff: summary(0.012, 0.004) },
+        { label: 'Single', status: 'too-few-resamples', valid: 0, p: null, pAdjusted: null, diff: null },
       ],
-      meanAuc: { valid: 1000, p: 0.0234, diff: summary(0.012, 0.004) },
+      meanAuc: { status: 'ok', valid: 1000, p: 0.0234, diff: summary(0.012, 0.004) },
     },
   ],
 };
@@ -63,11 +66,12 @@ describe('markdownTable', () => {
       [
         '| Label | ImageNet AUC (%) | DINOv2 AUC (%) | p DINOv2 > ImageNet (BH) |',
         '| --- | ---: | ---: | ---: |',
-        '| Atelectasis | 88.92 ± 1.03 | 90.10 ± 0.95 | <0.001 |',
+        '| Atelectasis | 88.92 ± 1.03 (86.86–90.98) | 90.10 ± 0.95 (88.20–92.00) | <0.001 |',
         '| Single | n/a (one class) | n/a (one class) | n/a |',
-        '| Mean | 88.92 ± 1.03 | 90.10 ± 0.95 | 0.023 |',
+        '| Mean | 88.92 ± 1.03 (86.86–90.98) | 90.10 ± 0.95 (88.20–92.00) | 0.023 |',
         '',
-        'AUC in %: bootstrap mean ± std (ddof 1) over 1000 resamples (seed 0); the Mean row is the macro mean AUC over 1 label.',
+        'AUC in %: bootstrap mean ± std (ddof 1) and, in parentheses, the 95% interval (2.5th–97.5th percentiles) over 1000 resamples (seed 0); ' +
+          'all 1000 resamples used for every label; a cell from fewer than 2 resamples shows the mean alone. The Mean row is the macro mean AUC over 1 label.',
         "p: one-sided paired bootstrap, the fraction of resamples in which the model's AUC is not above ImageNet's. " +
           'Per-label p-values marked BH are Benjamini–Hochberg adjusted across the 1 label; the Mean row p-value is a single test, unadjusted.',
         '',
@@ -78,8 +82,8 @@ describe('markdownTable', () => {
   it('can show raw and adjusted p-values side by side', () => {
     const lines = markdownTable(handComparison, { pValues: 'both' }).split('\n');
     expect(lines[0]).toBe('| Label | ImageNet AUC (%) | DINOv2 AUC (%) | p DINOv2 > ImageNet (BH) | p DINOv2 > ImageNet (raw) |');
-    expect(lines[2]).toBe('| Atelectasis | 88.92 ± 1.03 | 90.10 ± 0.95 | <0.001 | <0.001 |');
-    expect(lines[4]).toBe('| Mean | 88.92 ± 1.03 | 90.10 ± 0.95 | 0.023 | 0.023 |');
+    expect(lines[2]).toBe('| Atelectasis | 88.92 ± 1.03 (86.86–90.98) | 90.10 ± 0.95 (88.20–92.00) | <0.001 | <0.001 |');
+    expect(lines[4]).toBe('| Mean | 88.92 ± 1.03 (86.86–90.98) | 90.10 ± 0.95 (88.20–92.00) | 0.023 | 0.023 |');
   });
 
   it('tables a real comparison, one column of p-values per model tested against the baseline', () => {
@@ -93,7 +97,7 @@ describe('markdownTable', () => {
     expect(lines).toHaveLength(6 + 1 + 2 + 1);
     expect(lines[3]).toBe('| Never | n/a (one class) | n/a (one class) | n/a (one class) | n/a | n/a |');
     expect(lines[4].startsWith('| Mass\\|Nodule | ')).toBe(true);
-    expect(lines[5]).toMatch(/^\| Mean \| \d+\.\d\d ± \d\.\d\d \|/);
+    expect(lines[5]).toMatch(/^\| Mean \| \d+\.\d\d ± \d\.\d\d \(\d+\.\d\d–\d+\.\d\d\) \|/);
     expect(() => markdownTable(cmp, { baseline: 'other' })).toThrow(/baseline "other"/);
   });
 

@@ -71,6 +71,41 @@ describe('loading checkpoints', () => {
     );
   });
 
+  it('a tensor with the right number of values but another shape is refused, naming file, tensor and both shapes', async () => {
+    const src = bytesSource(readFileSync(`${DIR}timm-f32.safetensors`), 'timm-f32.safetensors');
+    const header = await readHeader(src);
+    const tensors = [];
+    for (const info of header.tensors.values()) {
+      const data = await readTensorF32(src, info);
+      // [64, 32] stored as [32, 64]: the same 2048 values, transposed shape.
+      const shape = info.name === 'blocks.1.mlp.fc1.weight' ? [info.shape[1], info.shape[0]] : info.shape;
+      tensors.push({ name: info.name, dtype: 'F32' as const, shape, data });
+    }
+    expect(header.tensors.get('blocks.1.mlp.fc1.weight')!.shape).toEqual([64, 32]);
+    const chunks = encodeSafetensors(tensors);
+    const all = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+    let o = 0;
+    for (const c of chunks) (all.set(c, o), (o += c.length));
+    await expect(loadVit(device, bytesSource(all, 'transposed.safetensors'), { imageSize: 32, heads: 2 })).rejects.toThrow(
+      'transposed.safetensors: blocks.1.mlp.fc1.weight [32, 64] does not fit blocks.1.mlp.fc1.weight [64, 32] of a vit-32w-p8 model',
+    );
+  });
+
+  it('a head whose row count disagrees with the label names in the metadata is refused, naming file and counts', async () => {
+    const model = new VisionTransformer(device, presetConfig('vit-tiny-test', { labels: 2 }), { seed: 3 });
+    const { tensors, metadata } = await vitCheckpointTensors(model, { labels: 'a,b,c' });
+    model.dispose();
+    const chunks = encodeSafetensors(tensors, metadata);
+    const all = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+    let o = 0;
+    for (const c of chunks) (all.set(c, o), (o += c.length));
+    await expect(loadVit(device, bytesSource(all, 'mislabeled.safetensors'))).rejects.toThrow(
+      'mislabeled.safetensors: the head has 2 outputs (head.weight [2, 32]), but the metadata names 3 labels (a, b, c)',
+    );
+    // A requested label count does not hide it either: the file itself is inconsistent.
+    await expect(loadVit(device, bytesSource(all, 'mislabeled.safetensors'), { labels: 5 })).rejects.toThrow(/the head has 2 outputs/);
+  });
+
   it('not a ViT: says what it looked for', async () => {
     const chunks = encodeSafetensors([{ name: 'fc.weight', dtype: 'F32', shape: [2, 2], data: new Float32Array(4) }]);
     const bytes = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));

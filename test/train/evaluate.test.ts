@@ -27,14 +27,14 @@ describe('evaluation commands', () => {
     const out = join(dir, 'eval-alpha');
     const r = await vitgpu(['eval', '--run', join(dir, 'alpha'), '--out', out, '--resamples', '200']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/\| cardiomegaly \| \d+\.\d\d ± \d+\.\d\d \|/);
+    expect(r.stdout).toMatch(/\| cardiomegaly \| \d+\.\d\d ± \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\) \|/);
     const lines = readFileSync(join(out, 'predictions.csv'), 'utf8').trim().split('\n');
     expect(lines[0]).toBe('image,cardiomegaly_true,cardiomegaly_prob,pleural_effusion_true,pleural_effusion_prob,nodule_true,nodule_prob,pneumothorax_true,pneumothorax_prob');
     expect(lines).toHaveLength(1 + 20); // the test split: the last 20% of 100
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(metrics.split).toBe('test');
     expect(metrics.results.alpha.resamples).toBe(200);
-    for (const l of metrics.results.alpha.point.labels) expect(['ok', 'single-class']).toContain(l.status);
+    for (const l of metrics.results.alpha.point.labels) expect(['ok', 'single-class', 'no-informative-threshold']).toContain(l.status);
     const png = decode(readFileSync(join(out, 'roc.png')));
     expect(png.width).toBeGreaterThan(200);
     expect(readFileSync(join(out, 'table.md'), 'utf8')).toMatch(/Youden threshold/);
