@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { writeSyntheticDataset } from '../train/demo-data-node.js';
 import type { RunConfig } from '../runs/config.js';
 import { trainRun } from '../runs/train-node.js';
-import { predictRun } from '../runs/predict-node.js';
+import { predictRun, validationThresholds } from '../runs/predict-node.js';
 import { writeEvaluation } from '../runs/evaluate-node.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
@@ -85,16 +85,21 @@ export function registerDemo(program: Command): void {
           await predictRun(device, join(runs, 'pretrained'), { split: 'test', reporter, name: 'pretrained', pool }),
           await predictRun(device, join(runs, 'random'), { split: 'test', reporter, name: 'random', pool }),
         ];
-        const { table, files } = await writeEvaluation(preds, join(out, 'report'), { resamples, seed: 0, baseline: 'random', split: 'test' });
+        // As `vitgpu compare` does by default: each run's thresholds come from its validation split.
+        const thresholds = {
+          pretrained: (await validationThresholds(device, join(runs, 'pretrained'), { reporter, pool })).thresholds,
+          random: (await validationThresholds(device, join(runs, 'random'), { reporter, pool })).thresholds,
+        };
+        const { table, files } = await writeEvaluation(preds, join(out, 'report'), { resamples, seed: 0, baseline: 'random', split: 'test', thresholds });
         console.log(`\n${table.split('\n\n## ')[0]}`);
         console.log(`\nReport: ${files.join(', ')}`);
       } finally {
         await pool.close();
       }
       console.log(`\nDone in ${((performance.now() - started) / 1000).toFixed(0)} s. The same on real data:`);
-      console.log('  vitgpu train --data master_list.csv --preset vindr-cxr --init dinov2_vitb14.safetensors --out runs/dinov2');
-      console.log('  vitgpu train --data master_list.csv --preset vindr-cxr --init vit_base_patch16_224.augreg_in21k.safetensors --out runs/imagenet');
-      console.log('  vitgpu compare runs/dinov2 runs/imagenet --out report');
+      console.log('  npx vitgpu train --data master_list.csv --preset vindr-cxr --init dinov2_vitb14.safetensors --out runs/dinov2');
+      console.log('  npx vitgpu train --data master_list.csv --preset vindr-cxr --init vit_base_patch16_224.augreg_in21k.safetensors --out runs/imagenet');
+      console.log('  npx vitgpu compare runs/dinov2 runs/imagenet --out report');
     }),
   );
 }

@@ -5,7 +5,7 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { VitgpuError } from '../engine/errors.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
-import { predictFiles, predictRun } from '../runs/predict-node.js';
+import { predictFiles, predictRun, validationThresholds } from '../runs/predict-node.js';
 import { writeEvaluation } from '../runs/evaluate-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { withDataOptions, type DataFlags } from './data-options.js';
@@ -20,6 +20,7 @@ interface EvalFlags extends DeviceFlags, DataFlags {
   batchSize?: string;
   names?: string;
   baseline?: string;
+  thresholdFrom: string;
 }
 
 /** Only the data flags the user gave (the run's own settings fill the rest). */
@@ -42,7 +43,8 @@ function evalOptions(cmd: Command): Command {
     .option('--split <name>', 'split to evaluate: test, valid or train', 'test')
     .option('--resamples <n>', 'bootstrap resamples', '1000')
     .option('--seed <n>', 'bootstrap seed', '0')
-    .option('--batch-size <n>', 'images per batch (default: the run\'s)');
+    .option('--batch-size <n>', 'images per batch (default: the run\'s)')
+    .option('--threshold-from <split>', 'where each label\'s Youden threshold is chosen: valid (the run\'s validation split, then applied to the evaluated split) or test (on the evaluated split itself, as the paper does; optimistic)', 'valid');
 }
 
 async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
@@ -56,6 +58,7 @@ async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
     throw new VitgpuError(`--baseline ${f.baseline} is not one of the runs' names (${names.join(', ')})${given ? '' : '; names are the run folders\' names unless --names gives others'}`);
   }
   const resamples = positiveInt(f.resamples, '--resamples')!;
+  const thresholdFrom = oneOf(f.thresholdFrom, '--threshold-from', ['valid', 'test'] as const)!;
   const seed = nonNegativeInt(f.seed, '--seed')!;
   const reporter = consoleReporter();
   const device = await openDevice(f);
@@ -66,7 +69,16 @@ async function runEvaluation(runs: string[], f: EvalFlags): Promise<void> {
       reporter.info(`predicting ${run} on the ${split} split`);
       preds.push(await predictRun(device, run, { data: dataOverrides(f), split, batchSize: positiveInt(f.batchSize, '--batch-size'), reporter, name: names[i], pool }));
     }
-    const { table, files } = await writeEvaluation(preds, f.out, { resamples, seed, baseline: f.baseline, split });
+    let thresholds: Record<string, Float64Array> | null = null;
+    if (thresholdFrom === 'valid') {
+      thresholds = {};
+      for (const [i, run] of runs.entries()) {
+        const t = await validationThresholds(device, run, { data: dataOverrides(f), batchSize: positiveInt(f.batchSize, '--batch-size'), reporter, pool });
+        reporter.info(`${names[i]}: thresholds chosen on the validation split (${t.from})`);
+        thresholds[names[i]] = t.thresholds;
+      }
+    }
+    const { table, files } = await writeEvaluation(preds, f.out, { resamples, seed, baseline: f.baseline, split, thresholds });
     console.log(table);
     console.log(`\nwrote ${files.join(', ')}`);
   } finally {

@@ -18,7 +18,8 @@ import type { RunPredictions } from './predict-node.js';
 
 /** Evaluates and compares runs on the same test samples and writes the report files to `outDir`. */
 export async function writeEvaluation(
-  preds: RunPredictions[], outDir: string, opts: { resamples: number; seed: number; baseline?: string; split: string },
+  preds: RunPredictions[], outDir: string,
+  opts: { resamples: number; seed: number; baseline?: string; split: string; thresholds?: Record<string, Float64Array> | null },
 ): Promise<{ table: string; files: string[] }> {
   const first = preds[0];
   for (const p of preds.slice(1)) {
@@ -33,6 +34,9 @@ export async function writeEvaluation(
     resamples: opts.resamples,
     seed: opts.seed,
     baseline: preds.length > 1 ? (opts.baseline ?? names[names.length - 1]) : undefined,
+    // With each run's validation thresholds the decision rule is fixed before the test split is seen;
+    // without them, Youden's threshold is picked on the test split itself, as the paper does.
+    ...(opts.thresholds ? { thresholdPolicy: 'valid' as const, thresholds: opts.thresholds } : { thresholdPolicy: 'test' as const }),
   });
   await mkdir(outDir, { recursive: true });
   const files: string[] = [];

@@ -8,6 +8,7 @@ import { ImagePool } from '../datasets/image-pool-node.js';
 import { predictBatches, predictImage } from '../models/predict.js';
 import type { DataOptions, Reporter } from './config.js';
 import { locateData, openData, splitLoader } from './data-node.js';
+import { youdenThresholds } from '../eval/thresholds.js';
 import { readImageBytes, statImage } from '../datasets/image-cache-node.js';
 import { loadRunModel, runSettings } from './run-dir-node.js';
 
@@ -67,4 +68,18 @@ export async function predictFiles(
     model.dispose();
   }
   return labels;
+}
+
+/**
+ * The decision thresholds of a run chosen on its validation split: those stored with its best
+ * checkpoint (Youden's, at the best epoch), or, for runs made before thresholds were stored, Youden's on
+ * the best model's predictions for the validation split.
+ */
+export async function validationThresholds(
+  device: Device, runDir: string, opts: { data?: Partial<DataOptions>; batchSize?: number; reporter: Reporter; pool?: ImagePool },
+): Promise<{ thresholds: Float64Array; from: string }> {
+  const { thresholds } = await runSettings(runDir);
+  if (thresholds) return { thresholds, from: 'stored with the best checkpoint' };
+  const p = await predictRun(device, runDir, { ...opts, split: 'valid' });
+  return { thresholds: youdenThresholds(p.labels, p.truth, p.probs), from: 'the best model on the validation split' };
 }

@@ -24,7 +24,7 @@ export const runFiles = (runDir: string) => ({
 });
 
 /** The run settings and labels stored with a run's best checkpoint. */
-export async function runSettings(runDir: string): Promise<{ file: string; config: RunConfig; labels: string[] }> {
+export async function runSettings(runDir: string): Promise<{ file: string; config: RunConfig; labels: string[]; thresholds: Float64Array | null }> {
   const file = runFiles(runDir).best;
   const src = await openFileSource(file).catch((err: NodeJS.ErrnoException) => {
     throw new VitgpuError(`${runDir}: no best.safetensors (${err.code ?? err.message}); is this a vitgpu run directory?`);
@@ -39,10 +39,27 @@ export async function runSettings(runDir: string): Promise<{ file: string; confi
       throw new VitgpuError(`${file}: __metadata__.run is not valid JSON (${(err as Error).message}); the checkpoint is damaged`);
     }
     if (!config?.data || !config.model) throw new VitgpuError(`${file}: __metadata__.run lacks the run's data or model settings; the checkpoint is damaged`);
-    return { file, config, labels: (h.metadata.labels ?? '').split(',').filter(Boolean) };
+    const labels = (h.metadata.labels ?? '').split(',').filter(Boolean);
+    return { file, config, labels, thresholds: storedThresholds(h.metadata, labels, file) };
   } finally {
     await src.close();
   }
+}
+
+/** The validation thresholds a run stored with its best weights (label order), or null for runs made before them. */
+function storedThresholds(metadata: Record<string, string>, labels: string[], file: string): Float64Array | null {
+  if (!metadata.thresholds) return null;
+  let values: Record<string, unknown>;
+  try {
+    values = JSON.parse(metadata.thresholds) as Record<string, unknown>;
+  } catch (err) {
+    throw new VitgpuError(`${file}: __metadata__.thresholds is not valid JSON (${(err as Error).message}); the checkpoint is damaged`);
+  }
+  return Float64Array.from(labels, (l) => {
+    const v = values?.[l];
+    if (v === undefined) throw new VitgpuError(`${file}: __metadata__.thresholds has no threshold for label ${l}`);
+    return Number(v);
+  });
 }
 
 /** The model in a vitgpu checkpoint file (a run's best.safetensors). */

@@ -219,7 +219,9 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
             }
             // Best first, then last, then the log line: whatever a kill interrupts, the last checkpoint
             // never claims an epoch whose best weights are missing, and resume rewrites the log from it.
-            if (best) await saveTrainCheckpoint(files.best, model, null, { labels, run: config });
+            const record = st.history[st.history.length - 1];
+            const thresholds = record.valThresholds ? { values: record.valThresholds, epoch: record.epoch } : undefined;
+            if (best) await saveTrainCheckpoint(files.best, model, null, { labels, run: config, thresholds });
             await saveTrainCheckpoint(files.last, model, optimizer, { state: st, run: config, labels });
             saved = `epoch ${st.epoch}`;
             await appendFile(files.log, `${JSON.stringify(st.history[st.history.length - 1])}\n`);

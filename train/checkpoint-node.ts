@@ -19,7 +19,7 @@ export async function saveTrainCheckpoint(
   path: string,
   model: VisionTransformer,
   optimizer: AdamW | null,
-  extra: { state?: TrainState; run?: unknown; labels: string[] },
+  extra: { state?: TrainState; run?: unknown; labels: string[]; thresholds?: { values: Record<string, number | string>; epoch: number } },
 ): Promise<void> {
   const { tensors, metadata } = await vitCheckpointTensors(model, { labels: extra.labels.join(',') });
   const all: TensorToWrite[] = [...tensors];
@@ -46,6 +46,12 @@ export async function saveTrainCheckpoint(
   }
   if (extra.state) metadata.train_state = JSON.stringify(extra.state);
   if (extra.run) metadata.run = JSON.stringify(extra.run);
+  if (extra.thresholds) {
+    // The decision thresholds a run reports (Youden's, on the validation split at this epoch).
+    metadata.thresholds = JSON.stringify(extra.thresholds.values);
+    metadata.threshold_policy = 'youden-valid';
+    metadata.threshold_epoch = String(extra.thresholds.epoch);
+  }
   await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, encodeSafetensors(all, metadata));
 }

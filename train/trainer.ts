@@ -13,6 +13,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import type { Batch, BatchSource } from '../datasets/batch.js';
 import { predictBatches, type Predictions } from '../models/predict.js';
 import { rocAuc } from '../eval/metrics.js';
+import { youdenThresholds } from '../eval/thresholds.js';
 import { learningRate } from './schedule.js';
 import { checkpointSeconds, type TrainOptions } from './settings.js';
 
@@ -22,6 +23,12 @@ export interface EpochRecord {
   valLoss: number;
   valAuc: number;
   valAucs: Record<string, number | null>;
+  /**
+   * Youden's threshold per label on this epoch's validation predictions: the operating point a run
+   * reports and the browser page applies. "NaN" where the split has one class of the label, "Infinity"
+   * where no threshold beats chance (JSON holds no such numbers; Number() reads both back).
+   */
+  valThresholds?: Record<string, number | string>;
   lr: number;
   steps: number;
   imagesPerSecond: number;
@@ -189,7 +196,7 @@ export class Trainer {
       const trainSeconds = (performance.now() - started) / 1000;
       lastSave = performance.now();
       stepsSinceSave = 0;
-      const { loss: valLoss, aucs } = await this.validate(valid);
+      const { loss: valLoss, aucs, thresholds } = await this.validate(valid);
       const ok = Object.values(aucs).filter((v): v is number => v !== null);
       const valAuc = ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : NaN;
       const best = valAuc > state.bestAuc;
@@ -207,6 +214,7 @@ export class Trainer {
         valLoss,
         valAuc,
         valAucs: aucs,
+        valThresholds: thresholds,
         lr: learningRate(Math.max(1, this.optimizer.stepCount), schedule),
         steps: this.optimizer.stepCount,
         imagesPerSecond: images / trainSeconds,
@@ -247,7 +255,9 @@ export class Trainer {
   }
 
   /** Mean BCE (same weighting as training) and per-label AUC on a split. */
-  async validate(source: BatchSource): Promise<{ loss: number; aucs: Record<string, number | null>; probs: Float32Array; truth: Float32Array }> {
+  async validate(source: BatchSource): Promise<{
+    loss: number; aucs: Record<string, number | null>; thresholds: Record<string, number | string>; probs: Float32Array; truth: Float32Array;
+  }> {
     const { probs, truth, loss } = await this.predict(source, true);
     const l = this.labels.length;
     const n = probs.length / l;
@@ -264,7 +274,10 @@ export class Trainer {
       const auc = rocAuc(y, p);
       aucs[name] = Number.isNaN(auc) ? null : auc;
     });
-    return { loss, aucs, probs, truth };
+    const rows = (a: Float32Array) => Array.from({ length: n }, (_, i) => Array.from(a.subarray(i * l, (i + 1) * l)));
+    const youden = youdenThresholds(this.labels, rows(truth), rows(probs));
+    const thresholds = Object.fromEntries(this.labels.map((name, j) => [name, Number.isFinite(youden[j]) ? youden[j] : String(youden[j])]));
+    return { loss, aucs, thresholds, probs, truth };
   }
 
   /** Sigmoid probabilities [N, L] for every sample of a source (in its order), with the labels. */

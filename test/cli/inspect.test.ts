@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors } from '../../models/safetensors.js';
+import { encodeSafetensors } from '../../models/safetensors-write.js';
 import { parameterShapes, presetConfig } from '../../models/vit.js';
 import { vitgpu } from '../cli-runner.js';
 
