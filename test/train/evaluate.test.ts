@@ -7,6 +7,7 @@ import { decode } from 'fast-png';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { vitgpu } from '../cli-runner.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
+import { bytesSource, readHeader } from '../../models/safetensors.js';
 
 let dir: string;
 let csv: string;
@@ -84,6 +85,31 @@ describe('evaluation commands', () => {
       // Identical on lavapipe; 1e-7 leaves room for a GPU whose kernels sum a batch of 16 in another order
       // than a batch of 1. Unquantized single-image input (the old predict path) was off by 2e-6 here.
       fromPredict.forEach((p, j) => expect(Math.abs(p - fromEval[j]), `${c[0]} label ${j}`).toBeLessThanOrEqual(1e-7));
+    });
+  }, 120_000);
+
+  it('thresholds are chosen on the validation split by default: those train stored with the best weights', async () => {
+    const run = join(dir, 'alpha');
+    const meta = (await readHeader(bytesSource(readFileSync(join(run, 'best.safetensors')), 'best'))).metadata;
+    expect(meta.threshold_policy).toBe('youden-valid');
+    const stored = JSON.parse(meta.thresholds) as Record<string, number | string>;
+    const labels = ['cardiomegaly', 'pleural_effusion', 'nodule', 'pneumothorax'];
+    expect(Object.keys(stored)).toEqual(labels);
+    const r = await vitgpu(['eval', '--run', run, '--out', join(dir, 'thr-valid'), '--resamples', '20']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Youden threshold \(chosen on the validation split, fixed in every resample\)/);
+    const m = JSON.parse(readFileSync(join(dir, 'thr-valid', 'metrics.json'), 'utf8'));
+    expect(m.thresholdPolicy).toBe('valid');
+    // JSON holds non-finite thresholds (one class, or none beats chance) as null.
+    labels.forEach((l, j) => expect(m.results.alpha.thresholds[j], l).toBe(Number.isFinite(Number(stored[l])) ? Number(stored[l]) : null));
+    // Independently: Youden's threshold recomputed on the validation split's predictions is the stored one.
+    const v = await vitgpu(['eval', '--run', run, '--split', 'valid', '--threshold-from', 'test', '--out', join(dir, 'thr-on-valid'), '--resamples', '5']);
+    expect(v.code, v.stderr).toBe(0);
+    const mv = JSON.parse(readFileSync(join(dir, 'thr-on-valid', 'metrics.json'), 'utf8'));
+    expect(mv.thresholdPolicy).toBe('test');
+    labels.forEach((l, j) => {
+      const point = mv.results.alpha.point.labels[j];
+      if (point.status === 'ok') expect(point.metrics.threshold, l).toBe(Number(stored[l]));
     });
   }, 120_000);
 });
