@@ -2,7 +2,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { elementwiseCpu, type ElementwiseOpName } from '../../kernels/elementwise.js';
-import { elementwise, where, type Device } from '../../engine/node.js';
+import { elementwise, where, type Device, type Tensor } from '../../engine/node.js';
 import { broadcastCpu, getDevice } from '../helpers.js';
 import { gradCheck } from '../gradcheck.js';
 
