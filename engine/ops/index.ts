@@ -15,7 +15,7 @@ import * as views from './views.js';
 import { matmul } from './matmul.js';
 
 export { type TensorData, type RandomOptions } from './creation.js';
-export { add, sub, mul, div, pow, maximum, minimum, clamp, where, unary, elementwise, sumToShape } from './elementwise.js';
+export { add, sub, mul, div, pow, maximum, minimum, clamp, where, unary, elementwise } from './elementwise.js';
 export { sum, mean, max, min } from './reduce.js';
 export { reshape, permute, transpose, slice, narrow, expand, squeeze, unsqueeze, contiguous, concat } from './views.js';
 export { matmul, linear, type LinearOptions } from './matmul.js';

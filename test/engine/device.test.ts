@@ -94,8 +94,8 @@ describe('device', () => {
     const kernel = elementwiseKernel('add', 1, true, [true, true]);
     expect(kernel.bindings).toEqual(['out', 'in0', 'in1']);
     const t = device.zeros([4]);
-    expect(() => launch(kernel, { out: t, in0: t }, new Uint32Array(1), [1])).toThrow(/missing in1/);
-    expect(() => launch(kernel, { out: t, in0: t, in1: t, in2: t }, new Uint32Array(1), [1])).toThrow(/unknown in2/);
+    expect(() => launch(kernel, { out: t, in0: t }, new Uint32Array(1), [1])).toThrow(/no buffer given for its binding "in1"/);
+    expect(() => launch(kernel, { out: t, in0: t, in1: t, in2: t }, new Uint32Array(1), [1])).toThrow(/no binding named "in2"/);
   });
 
   it('answers once whether the adapter is a CPU and which subgroup sizes it has', () => {
