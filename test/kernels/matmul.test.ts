@@ -267,6 +267,8 @@ describe('matmul kernel configurations compile', () => {
         if (a !== 'k4' && b !== 'k4') configs.push({ ...base, ...blocking, a, b, kTail: true });
       }
     }
-    expect(await expectCompiles(device, configs.map(matmulKernel))).toBe(configs.length);
+    // 'tiled' ignores the vec4 layouts but for its fill order, and has no k-tail code: fewer distinct sources.
+    const kernels = configs.map(matmulKernel);
+    expect(await expectCompiles(device, kernels)).toBe(variant === 'tiled' ? 4 : configs.length);
   });
 });
