@@ -134,7 +134,8 @@ const UNIFORM_RING_BYTES = 256 * 1024;
 /**
  * One GPUDevice and everything the engine keeps per device. Kernels are recorded into one command
  * encoder and submitted together at `flush()` (called by reads, by uploads that must see earlier work,
- * and when the uniform ring fills), instead of one submission per op.
+ * and when the uniform ring fills), instead of one submission per op. The tensor-creating methods
+ * (device.tensor, zeros, ones, full, randn, rand, arange) are attached by engine/ops/index.ts.
  */
 export class Device {
   readonly pool: BufferPool;
