@@ -1,6 +1,6 @@
 // Reductions along axes, forward and backward; kernels in kernels/reduce.ts.
 
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { normAxis, shapeStr, sizeOf } from '../shape.js';
 import { needsGrad, record } from '../autograd.js';
