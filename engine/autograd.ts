@@ -4,13 +4,10 @@
 // its forward (see engine/ops/*). The rule receives the tensors it saved and the output's gradient and
 // returns one gradient per input (null where none flows). `backward()` visits the graph in reverse
 // topological order, sums the gradients of tensors used more than once, stores leaf gradients in
-// `.grad`, and frees each node's saved tensors as soon as its rule has run.
-//
-// A node also goes away without backward(): when the tensor it produced is disposed and no later node
-// refers to it, it releases its saved tensors and lets go of its inputs' nodes in turn. So a forward
-// pass inside tidy() frees its graph with its tensors.
+// `.grad`, and frees each node's saved tensors as soon as its rule has run. The graph's node
+// (GradNode) lives beside Tensor in engine/tensor.ts, which holds it.
 
-import type { Tensor } from './tensor.js';
+import { GradNode, type BackwardRule, type Tensor } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
@@ -37,45 +34,7 @@ export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): bo
   return gradEnabled && inputs.some((t) => t?.requiresGrad);
 }
 
-export type BackwardRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
-
-export class GradNode {
-  /** Number of later nodes that have this node's output among their inputs. */
-  consumers = 0;
-  ownerDisposed = false;
-  released = false;
-
-  constructor(
-    readonly name: string,
-    readonly inputs: readonly Tensor[],
-    /** Views that keep the data the rule needs alive (untracked by scopes). */
-    readonly saved: readonly Tensor[],
-    readonly rule: BackwardRule,
-  ) {
-    for (const t of inputs) if (t.gradFn) t.gradFn.consumers++;
-  }
-
-  /**
-   * Frees what this node holds. With `cascade`, input nodes nobody needs any more are released too;
-   * backward() passes false, as it visits (and releases) every node of the graph itself.
-   */
-  release(cascade = true): void {
-    if (this.released) return;
-    this.released = true;
-    for (const s of this.saved) s.dispose();
-    for (const t of this.inputs) {
-      const n = t.gradFn;
-      if (n) {
-        n.consumers--;
-        if (cascade) n.maybeRelease();
-      }
-    }
-  }
-
-  maybeRelease(): void {
-    if (this.ownerDisposed && this.consumers <= 0) this.release();
-  }
-}
+export type { BackwardRule };
 
 /**
  * Marks `out` as produced by an op with backward `rule`. `saved` are tensors the rule reads (inputs or

@@ -4,9 +4,6 @@
 
 import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, sizeClass } from './buffer-pool.js';
 import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError } from './errors.js';
-import type { Kernel } from '../kernels/wgsl.js';
-import type { Tensor } from './tensor.js';
-import * as creation from './ops/creation.js';
 
 export interface DeviceOptions {
   /** Pick the adapter whose name contains this (case-insensitive). In Node also `VITGPU_ADAPTER`. */
@@ -19,6 +16,22 @@ export interface DeviceOptions {
   noAdapterHelp?: string;
   /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
   debugWgsl?: boolean | string;
+}
+
+/** What the device needs of a kernel to build and launch it (kernels/wgsl.ts makes them). */
+export interface KernelSource {
+  /** Human-readable name used in errors, debug output and benchmarks. */
+  readonly name: string;
+  /** Final WGSL source; also the pipeline-cache key. */
+  readonly source: string;
+  /** Number of u32 words in the params block (binding 0). */
+  readonly paramWords: number;
+}
+
+/** Subgroup sizes the adapter guarantees (WebGPU's subgroupMinSize and subgroupMaxSize). */
+export interface SubgroupSizes {
+  minSize: number;
+  maxSize: number;
 }
 
 export interface DeviceInfo {
@@ -61,6 +74,15 @@ export function describeAdapterInfo(info: GPUAdapterInfo | undefined): string {
   if (!info) return 'unknown adapter';
   const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
   return parts.length ? [...new Set(parts)].join(' / ') : 'unnamed adapter';
+}
+
+/** True for adapters that are really CPUs (lavapipe/llvmpipe, SwiftShader, fallback adapters). */
+export function isCpuAdapterInfo(info: DeviceInfo): boolean {
+  return (
+    info.architecture === 'software' ||
+    info.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`)
+  );
 }
 
 export async function createDevice(gpu: GPU | undefined | null, options: DeviceOptions = {}): Promise<Device> {
@@ -112,10 +134,15 @@ const UNIFORM_RING_BYTES = 256 * 1024;
 /**
  * One GPUDevice and everything the engine keeps per device. Kernels are recorded into one command
  * encoder and submitted together at `flush()` (called by reads, by uploads that must see earlier work,
- * and when the uniform ring fills), instead of one submission per op.
+ * and when the uniform ring fills), instead of one submission per op. The tensor-creating methods
+ * (device.tensor, zeros, ones, full, randn, rand, arange) are attached by engine/ops/index.ts.
  */
 export class Device {
   readonly pool: BufferPool;
+  /** The adapter is a CPU (software rasterizer or fallback): kernels pick CPU-friendly variants. */
+  readonly isCpuAdapter: boolean;
+  /** The subgroup sizes when the device has the 'subgroups' feature, else null (sizes 0 when unreported). */
+  readonly subgroups: SubgroupSizes | null;
   /** Incremented at every submission; buffers remember the batch that last bound them. */
   batchId = 0;
   debugWgsl: boolean | string;
@@ -143,6 +170,9 @@ export class Device {
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
     this.pool = new BufferPool(gpu, options.maxPooledBytes);
+    this.isCpuAdapter = isCpuAdapterInfo(info);
+    const ai = (gpu as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+    this.subgroups = info.features.includes('subgroups') ? { minSize: ai?.subgroupMinSize ?? 0, maxSize: ai?.subgroupMaxSize ?? 0 } : null;
     this.debugWgsl = options.debugWgsl ?? envValue('VITGPU_DEBUG_WGSL') ?? false;
     if (this.debugWgsl === '1' || this.debugWgsl === 'true') this.debugWgsl = true;
     this.uniformAlign = Math.max(16, gpu.limits.minUniformBufferOffsetAlignment ?? 256);
@@ -166,31 +196,6 @@ export class Device {
     };
     if (typeof gpu.addEventListener === 'function') gpu.addEventListener('uncapturederror', onError);
     else (gpu as { onuncapturederror: unknown }).onuncapturederror = onError;
-  }
-
-  // ---- tensor creation on this device ----
-
-  /** A tensor from a typed array, a (nested) number array or a number. */
-  tensor(data: creation.TensorData | readonly unknown[], shape?: readonly number[]): Tensor {
-    return creation.tensor(this, data, shape);
-  }
-  zeros(shape: readonly number[]): Tensor {
-    return creation.full(this, shape, 0);
-  }
-  ones(shape: readonly number[]): Tensor {
-    return creation.full(this, shape, 1);
-  }
-  full(shape: readonly number[], value: number): Tensor {
-    return creation.full(this, shape, value);
-  }
-  randn(shape: readonly number[], opts?: Parameters<typeof creation.randn>[2]): Tensor {
-    return creation.randn(this, shape, opts);
-  }
-  rand(shape: readonly number[], opts?: Parameters<typeof creation.rand>[2]): Tensor {
-    return creation.rand(this, shape, opts);
-  }
-  arange(start: number, stop?: number, step?: number): Tensor {
-    return creation.arange(this, start, stop, step);
   }
 
   /** One-line description of the adapter. */
@@ -247,7 +252,7 @@ export class Device {
     this.pool.release(pb);
   }
 
-  pipeline(kernel: Kernel): GPUComputePipeline {
+  pipeline(kernel: KernelSource): GPUComputePipeline {
     let p = this.pipelines.get(kernel.source);
     if (p) return p;
     if (this.debugWgsl === true || (typeof this.debugWgsl === 'string' && kernel.name.includes(this.debugWgsl))) {
@@ -274,7 +279,7 @@ export class Device {
    * Records one dispatch: `params` goes to binding 0, `buffers` to bindings 1..n. Buffers may be
    * PooledBuffers (marked as used by this batch) or raw GPUBuffers.
    */
-  dispatch(kernel: Kernel, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[]): void {
+  dispatch(kernel: KernelSource, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[]): void {
     this.checkHealthy();
     const paramBytes = Math.max(16, Math.ceil((kernel.paramWords * 4) / 16) * 16);
     if (params.length > kernel.paramWords) {

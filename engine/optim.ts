@@ -1,11 +1,11 @@
 // Optimizers and gradient clipping. Updates run as GPU kernels recorded like any op (no graph), so a
-// training step needs no read-back.
+// training step needs no read-back; the AdamW kernel and its CPU reference are in kernels/adamw.ts.
 
 import { Tensor } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { noGrad } from './autograd.js';
 import { ShapeError, VitgpuError } from './errors.js';
-import { adamwKernel, adamwParams, adamwWorkgroups, type AdamWHyper } from '../kernels/adamw.js';
+import { adamwStep, type AdamWHyper } from '../kernels/adamw.js';
 
 /**
  * Scales all gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_).
@@ -70,12 +70,7 @@ export class AdamW {
         this.state.set(p, st);
       }
       const gc = g.isContiguous ? g : noGrad(() => g.contiguous());
-      dev.dispatch(
-        adamwKernel(),
-        [p.storage.buffer, st.m.storage.buffer, st.v.storage.buffer, gc.storage.buffer, scale.storage.buffer],
-        adamwParams(p.size, p.offset, gc.offset, hyper, this.stepCount),
-        adamwWorkgroups(p.size),
-      );
+      adamwStep(p, st.m, st.v, gc, scale, hyper, this.stepCount);
       if (gc !== g) gc.dispose();
     }
     one?.dispose();

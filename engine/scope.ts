@@ -63,8 +63,3 @@ export function tidy<T>(fn: () => T): T {
   }
   return result;
 }
-
-/** Number of nested tidy() scopes now open (for tests and assertions). */
-export function scopeDepth(): number {
-  return scopes.length;
-}

@@ -101,7 +101,3 @@ export function collapseDims(shape: Shape, stridesList: readonly Shape[]): { sha
 export function shapeStr(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
-
-export function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}

@@ -1,17 +1,67 @@
 // GPU-resident f32 tensors. A Tensor is a view (shape, strides, element offset) on a reference-counted
 // Storage; views (reshape of contiguous data, permute, slice, expand) share storage, and the buffer goes
 // back to the pool when the last view is disposed.
+//
+// The op methods (x.add(y), x.matmul(w), x.sum(), x.reshape(...), x.backward(), ...) are not written
+// here: engine/ops/index.ts attaches them in one place, so this file imports no op (and no op imports
+// back into it in a circle).
 
 import type { Device } from './device.js';
 import type { PooledBuffer } from './buffer-pool.js';
 import { DisposedError, ShapeError } from './errors.js';
 import { trackInScope } from './scope.js';
-import { backward, type GradNode } from './autograd.js';
 import { contiguousStrides, isContiguous, shapeStr, sizeOf, type Shape } from './shape.js';
-import * as ew from './ops/elementwise.js';
-import * as red from './ops/reduce.js';
-import * as views from './ops/views.js';
-import { matmul } from './ops/linear.js';
+
+/**
+ * Gradient of an op: receives the tensors it saved and the output's gradient, returns one gradient per
+ * input (null where none flows).
+ */
+export type BackwardRule = (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
+
+/**
+ * The node of the autograd graph that produced a tensor (made by engine/autograd.ts's record()).
+ *
+ * A node goes away without backward() too: when the tensor it produced is disposed and no later node
+ * refers to it, it releases its saved tensors and lets go of its inputs' nodes in turn. So a forward
+ * pass inside tidy() frees its graph with its tensors.
+ */
+export class GradNode {
+  /** Number of later nodes that have this node's output among their inputs. */
+  consumers = 0;
+  ownerDisposed = false;
+  released = false;
+
+  constructor(
+    readonly name: string,
+    readonly inputs: readonly Tensor[],
+    /** Views that keep the data the rule needs alive (untracked by scopes). */
+    readonly saved: readonly Tensor[],
+    readonly rule: BackwardRule,
+  ) {
+    for (const t of inputs) if (t.gradFn) t.gradFn.consumers++;
+  }
+
+  /**
+   * Frees what this node holds. With `cascade`, input nodes nobody needs any more are released too;
+   * backward() passes false, as it visits (and releases) every node of the graph itself.
+   */
+  release(cascade = true): void {
+    if (this.released) return;
+    this.released = true;
+    for (const s of this.saved) s.dispose();
+    for (const t of this.inputs) {
+      const n = t.gradFn;
+      if (n) {
+        n.consumers--;
+        if (cascade) n.maybeRelease();
+      }
+    }
+  }
+
+  maybeRelease(): void {
+    if (this.ownerDisposed && this.consumers <= 0) this.release();
+  }
+}
 
 export class Storage {
   private refs = 0;
@@ -130,11 +180,6 @@ export class Tensor {
     return new Tensor(this.device, this.storage, this.shape, this.strides, this.offset);
   }
 
-  /** Backpropagates from this scalar (or with an explicit output gradient). */
-  backward(grad?: Tensor): void {
-    backward(this, grad);
-  }
-
   /** Reads the tensor back as a Float32Array (row-major). */
   async data(): Promise<Float32Array> {
     this.assertAlive('data');
@@ -171,50 +216,4 @@ export class Tensor {
   toString(): string {
     return `Tensor${shapeStr(this.shape)}${this.disposed ? ' (disposed)' : ''}`;
   }
-
-  // ---- elementwise ----
-  add(other: Tensor | Scalar): Tensor { return ew.add(this, other); }
-  sub(other: Tensor | Scalar): Tensor { return ew.sub(this, other); }
-  /** value - this */
-  rsub(value: Scalar): Tensor { return ew.sub(value, this); }
-  mul(other: Tensor | Scalar): Tensor { return ew.mul(this, other); }
-  div(other: Tensor | Scalar): Tensor { return ew.div(this, other); }
-  pow(other: Tensor | Scalar): Tensor { return ew.pow(this, other); }
-  maximum(other: Tensor | Scalar): Tensor { return ew.maximum(this, other); }
-  minimum(other: Tensor | Scalar): Tensor { return ew.minimum(this, other); }
-  neg(): Tensor { return ew.unary('neg', this); }
-  exp(): Tensor { return ew.unary('exp', this); }
-  log(): Tensor { return ew.unary('log', this); }
-  sqrt(): Tensor { return ew.unary('sqrt', this); }
-  rsqrt(): Tensor { return ew.unary('rsqrt', this); }
-  abs(): Tensor { return ew.unary('abs', this); }
-  sign(): Tensor { return ew.unary('sign', this); }
-  square(): Tensor { return ew.unary('square', this); }
-  reciprocal(): Tensor { return ew.unary('reciprocal', this); }
-  sin(): Tensor { return ew.unary('sin', this); }
-  cos(): Tensor { return ew.unary('cos', this); }
-  tanh(): Tensor { return ew.unary('tanh', this); }
-  sigmoid(): Tensor { return ew.unary('sigmoid', this); }
-  relu(): Tensor { return ew.unary('relu', this); }
-  gelu(): Tensor { return ew.unary('gelu', this); }
-  clamp(min: number, max: number): Tensor { return ew.clamp(this, min, max); }
-
-  // ---- reductions ----
-  sum(axes?: number | number[], keepDims = false): Tensor { return red.sum(this, axes, keepDims); }
-  mean(axes?: number | number[], keepDims = false): Tensor { return red.mean(this, axes, keepDims); }
-  max(axes?: number | number[], keepDims = false): Tensor { return red.max(this, axes, keepDims); }
-  min(axes?: number | number[], keepDims = false): Tensor { return red.min(this, axes, keepDims); }
-
-  // ---- shape ----
-  reshape(shape: readonly number[]): Tensor { return views.reshape(this, shape); }
-  permute(axes: readonly number[]): Tensor { return views.permute(this, axes); }
-  transpose(a = -2, b = -1): Tensor { return views.transpose(this, a, b); }
-  slice(begin: readonly number[], end?: readonly number[]): Tensor { return views.slice(this, begin, end); }
-  narrow(axis: number, start: number, length: number): Tensor { return views.narrow(this, axis, start, length); }
-  expand(shape: readonly number[]): Tensor { return views.expand(this, shape); }
-  squeeze(axis?: number): Tensor { return views.squeeze(this, axis); }
-  unsqueeze(axis: number): Tensor { return views.unsqueeze(this, axis); }
-  contiguous(): Tensor { return views.contiguous(this); }
-
-  matmul(other: Tensor): Tensor { return matmul(this, other); }
 }

@@ -5,28 +5,21 @@
 //   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + eps)
 // One kernel updates a parameter, its two moment buffers and reads its gradient in a single pass.
 
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
+import type { Tensor } from '../engine/tensor.js';
+import { Params, grid1d, launch, pointwiseKernel, type Kernel } from './wgsl.js';
 
 const WG = 256;
 
 // Params: [n, pOffset, gOffset, lr, beta1, beta2, eps, wd, bc1, bc2]
 export function adamwKernel(): Kernel {
-  return defineKernel('adamw', () => ({
+  return pointwiseKernel({
+    key: 'adamw',
     name: 'adamw',
+    comment: 'AdamW step',
     paramWords: 10,
-    source: `// AdamW step
-${paramsBlock(10)}
-@group(0) @binding(1) var<storage, read_write> p: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> g: array<f32>;
-@group(0) @binding(5) var<storage, read> clip: array<f32>;
-${linearIndex(WG)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg);
-  if (i >= pu(0u)) { return; }
-  let lr = pf(3u); let b1 = pf(4u); let b2 = pf(5u); let eps = pf(6u); let wd = pf(7u);
+    buffers: { p: 'read_write', m: 'read_write', v: 'read_write', g: 'read', clip: 'read' },
+    wg: WG,
+    body: `let lr = pf(3u); let b1 = pf(4u); let b2 = pf(5u); let eps = pf(6u); let wd = pf(7u);
   let grad = g[pu(2u) + i] * clip[0];
   let pi = pu(1u) + i;
   var w = p[pi];
@@ -35,10 +28,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let vi = b2 * v[i] + (1.0 - b2) * grad * grad;
   m[i] = mi;
   v[i] = vi;
-  p[pi] = w - lr * (mi / pf(8u)) / (sqrt(vi / pf(9u)) + eps);
-}
-`,
-  }));
+  p[pi] = w - lr * (mi / pf(8u)) / (sqrt(vi / pf(9u)) + eps);`,
+  });
 }
 
 export interface AdamWHyper {
@@ -58,6 +49,14 @@ export function adamwParams(n: number, pOffset: number, gOffset: number, h: Adam
 
 export function adamwWorkgroups(n: number): [number, number] {
   return grid1d(n, WG);
+}
+
+/**
+ * One AdamW step of the contiguous parameter `p` (in place) with its moments `m`, `v` (contiguous, from
+ * element 0) and gradient `g` (contiguous), the gradient scaled by the GPU scalar `clip`.
+ */
+export function adamwStep(p: Tensor, m: Tensor, v: Tensor, g: Tensor, clip: Tensor, hyper: AdamWHyper, step: number): void {
+  launch(adamwKernel(), { p, m, v, g, clip }, adamwParams(p.size, p.offset, g.offset, hyper, step), adamwWorkgroups(p.size));
 }
 
 /** CPU reference (f64): one step on flat arrays, updating p, m, v in place. */

@@ -1,11 +1,14 @@
-// Elementwise kernels: unary and binary math, ops with scalar operands, and strided copy.
+// Elementwise kernels: unary and binary math, ops with scalar operands, strided copy and fill.
 //
 // One generic kernel: up to 3 strided (and broadcast, stride 0) inputs, an optional strided output,
 // and up to 4 f32 scalars from the params block. The op is a WGSL expression over x0..x2 and s0..s3;
-// the same table carries the CPU reference used by the tests.
+// the same table carries the CPU reference used by the tests. `writeElementwise` launches it on
+// tensors; `contiguousInput` is the one helper every other kernel family uses to get an operand in the
+// layout its shader indexes.
 
-import { ERF_WGSL, Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
-import { MAX_RANK } from '../engine/shape.js';
+import { ERF_WGSL, Params, grid1d, launch, pointwiseKernel, type Kernel, type StorageSpec } from './wgsl.js';
+import { MAX_RANK, broadcastStrides, collapseDims, contiguousStrides, type Shape } from '../engine/shape.js';
+import { Tensor } from '../engine/tensor.js';
 
 export interface ElementwiseOp {
   /** WGSL expression over x0, x1, x2 (inputs) and s0..s3 (scalars). */
@@ -126,45 +129,40 @@ const PARAM_WORDS = P_IN_STRIDES + 3 * MAX_RANK;
 
 export function elementwiseKernel(opName: ElementwiseOpName, rank: number, outLinear: boolean, inLinear: readonly boolean[]): Kernel {
   const op: ElementwiseOp = ELEMENTWISE_OPS[opName];
-  const key = `ew:${opName}:${rank}:${outLinear ? 1 : 0}:${inLinear.map((l) => (l ? 1 : 0)).join('')}`;
-  return defineKernel(key, () => {
-    const n = op.inputs;
-    const bindings = [`@group(0) @binding(1) var<storage, read_write> out: array<f32>;`];
-    for (let k = 0; k < n; k++) bindings.push(`@group(0) @binding(${k + 2}) var<storage, read> in${k}: array<f32>;`);
-    const needIndex = !outLinear || inLinear.some((l) => !l);
-    const lines: string[] = [];
-    lines.push(`let o_out = ${outLinear ? `pu(${P_OUT_OFFSET}u) + i` : `pu(${P_OUT_OFFSET}u) + off_out`};`);
-    for (let k = 0; k < n; k++) {
-      lines.push(`let x${k} = in${k}[${inLinear[k] ? `pu(${P_IN_OFFSET + k}u) + i` : `pu(${P_IN_OFFSET + k}u) + off${k}`}];`);
+  const n = op.inputs;
+  const buffers: StorageSpec = { out: 'read_write' };
+  for (let k = 0; k < n; k++) buffers[`in${k}`] = 'read';
+  const needIndex = !outLinear || inLinear.some((l) => !l);
+  const lines: string[] = [];
+  lines.push(`let o_out = ${outLinear ? `pu(${P_OUT_OFFSET}u) + i` : `pu(${P_OUT_OFFSET}u) + off_out`};`);
+  for (let k = 0; k < n; k++) {
+    lines.push(`let x${k} = in${k}[${inLinear[k] ? `pu(${P_IN_OFFSET + k}u) + i` : `pu(${P_IN_OFFSET + k}u) + off${k}`}];`);
+  }
+  const index: string[] = [];
+  if (needIndex) {
+    index.push('var rem = i;');
+    if (!outLinear) index.push('var off_out = 0u;');
+    for (let k = 0; k < n; k++) if (!inLinear[k]) index.push(`var off${k} = 0u;`);
+    for (let d = rank - 1; d >= 0; d--) {
+      index.push(`{ let dim = pu(${P_SHAPE + d}u); let c = rem % dim; rem = rem / dim;`);
+      if (!outLinear) index.push(`  off_out += c * pu(${P_OUT_STRIDES + d}u);`);
+      for (let k = 0; k < n; k++) if (!inLinear[k]) index.push(`  off${k} += c * pu(${P_IN_STRIDES + k * MAX_RANK + d}u);`);
+      index.push('}');
     }
-    const index: string[] = [];
-    if (needIndex) {
-      index.push('var rem = i;');
-      if (!outLinear) index.push('var off_out = 0u;');
-      for (let k = 0; k < n; k++) if (!inLinear[k]) index.push(`var off${k} = 0u;`);
-      for (let d = rank - 1; d >= 0; d--) {
-        index.push(`{ let dim = pu(${P_SHAPE + d}u); let c = rem % dim; rem = rem / dim;`);
-        if (!outLinear) index.push(`  off_out += c * pu(${P_OUT_STRIDES + d}u);`);
-        for (let k = 0; k < n; k++) if (!inLinear[k]) index.push(`  off${k} += c * pu(${P_IN_STRIDES + k * MAX_RANK + d}u);`);
-        index.push('}');
-      }
-    }
-    const source = `// elementwise ${opName} (rank ${rank})
-${paramsBlock(PARAM_WORDS)}
-${bindings.join('\n')}
-${linearIndex(WG)}
-${op.helpers ?? ''}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg);
-  if (i >= pu(${P_N}u)) { return; }
-  let s0 = pf(${P_SCALARS}u); let s1 = pf(${P_SCALARS + 1}u); let s2 = pf(${P_SCALARS + 2}u); let s3 = pf(${P_SCALARS + 3}u);
+  }
+  return pointwiseKernel({
+    key: `ew:${opName}:${rank}:${outLinear ? 1 : 0}:${inLinear.map((l) => (l ? 1 : 0)).join('')}`,
+    name: `elementwise_${opName}`,
+    comment: `elementwise ${opName} (rank ${rank})`,
+    paramWords: PARAM_WORDS,
+    buffers,
+    wg: WG,
+    helpers: op.helpers,
+    count: `pu(${P_N}u)`,
+    body: `let s0 = pf(${P_SCALARS}u); let s1 = pf(${P_SCALARS + 1}u); let s2 = pf(${P_SCALARS + 2}u); let s3 = pf(${P_SCALARS + 3}u);
   ${index.join('\n  ')}
   ${lines.join('\n  ')}
-  out[o_out] = ${op.wgsl};
-}
-`;
-    return { name: `elementwise_${opName}`, source, paramWords: PARAM_WORDS };
+  out[o_out] = ${op.wgsl};`,
   });
 }
 
@@ -204,31 +202,70 @@ export function elementwiseCpu(opName: ElementwiseOpName, inputs: readonly Array
   return out;
 }
 
+// ---- launchers ----
+
+function isLinear(strides: readonly number[], shape: readonly number[]): boolean {
+  const c = contiguousStrides(shape);
+  return strides.every((s, i) => s === c[i]);
+}
+
+/** Runs `op` over `inputs` (broadcast to `out`'s shape) and writes the result into the view `out`. */
+export function writeElementwise(op: ElementwiseOpName, out: Tensor, inputs: readonly Tensor[], scalars: readonly number[] = []): void {
+  if (out.size === 0) return;
+  const inStrides = inputs.map((t) => broadcastStrides(t.shape, t.strides, out.shape, op));
+  const { shape, strides } = collapseDims(out.shape, [out.strides, ...inStrides]);
+  const operand = (offset: number, st: number[]): StridedOperand => ({ offset, strides: st, linear: isLinear(st, shape) });
+  const outOp = operand(out.offset, strides[0]);
+  const inOps = inputs.map((t, k) => operand(t.offset, strides[k + 1]));
+  const buffers: Record<string, Tensor> = { out };
+  inputs.forEach((t, k) => (buffers[`in${k}`] = t));
+  launch(
+    elementwiseKernel(op, shape.length, outOp.linear, inOps.map((o) => o.linear)),
+    buffers,
+    elementwiseParams(out.size, shape, outOp, inOps, scalars),
+    elementwiseWorkgroups(out.size),
+  );
+}
+
+/**
+ * Where an operand's first element must sit for a kernel: anywhere (the kernel takes an offset),
+ * at a multiple of 4 elements (the kernel reads vec4s from an offset in vec4s), or at element 0.
+ */
+export type OperandOffset = 'any' | 'vec4' | 'zero';
+
+/**
+ * `t`, broadcast to `shape` (default its own), as a contiguous tensor whose offset suits `offset`: a
+ * view of `t` when it already is one, else a copy. Always a new reference for the caller to dispose;
+ * records no graph. Every kernel family gets its operands' layout through this one helper.
+ */
+export function contiguousInput(t: Tensor, offset: OperandOffset, shape: Shape = t.shape): Tensor {
+  t.assertAlive('contiguousInput');
+  const sameShape = shape.length === t.rank && shape.every((d, i) => d === t.shape[i]);
+  const placed = offset === 'any' || (offset === 'vec4' ? t.offset % 4 === 0 : t.offset === 0);
+  if (sameShape && t.isContiguous && placed) return new Tensor(t.device, t.storage, t.shape, contiguousStrides(t.shape), t.offset);
+  const c = Tensor.empty(t.device, shape);
+  writeElementwise('identity', c, [t]);
+  return c;
+}
+
+/** Sets every element of the contiguous tensor `out` to `value`. */
+export function fill(out: Tensor, value: number): void {
+  if (out.size === 0) return;
+  launch(fillKernel(), { out }, new Params().u32(out.size).f32(value).toArray(), grid1d(out.size, FILL_WG));
+}
+
 // ---- fill: out[i] = value ----
 
 const FILL_WG = 256;
 
 export function fillKernel(): Kernel {
-  return defineKernel('fill', () => ({
+  return pointwiseKernel({
+    key: 'fill',
     name: 'fill',
+    comment: 'fill',
     paramWords: 2,
-    source: `// fill
-${paramsBlock(2)}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${linearIndex(FILL_WG)}
-@compute @workgroup_size(${FILL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg);
-  if (i < pu(0u)) { out[i] = pf(1u); }
-}
-`,
-  }));
-}
-
-export function fillParams(n: number, value: number): Uint32Array {
-  return new Params().u32(n).f32(value).toArray();
-}
-
-export function fillWorkgroups(n: number): [number, number] {
-  return grid1d(n, FILL_WG);
+    buffers: { out: 'read_write' },
+    wg: FILL_WG,
+    body: 'out[i] = pf(1u);',
+  });
 }

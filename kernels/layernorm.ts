@@ -4,121 +4,90 @@
 // per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
 // over rows, one invocation per column (consecutive invocations read consecutive columns).
 
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, workgroupReduce, type Kernel } from './wgsl.js';
+import { Tensor } from '../engine/tensor.js';
+import { contiguousInput } from './elementwise.js';
+import { Params, ROW_WG, grid1d, launch, pointwiseKernel, rowKernel, rowWorkgroups, workgroupReduce, type Kernel } from './wgsl.js';
 
-const WG = 64;
-
-const ROW_REDUCE = workgroupReduce('rowSum2', 'vec2<f32>', WG, (a, b) => `${a} + ${b}`);
+const ROW_REDUCE = workgroupReduce('rowSum2', 'vec2<f32>', ROW_WG, (a, b) => `${a} + ${b}`);
 
 // Params: [rows, D, eps(f32)]
 export function layerNormForwardKernel(): Kernel {
-  return defineKernel('layernorm:fwd', () => ({
+  return rowKernel({
+    key: 'layernorm:fwd',
     name: 'layernorm_forward',
+    comment: 'layernorm forward: one workgroup per row',
     paramWords: 3,
-    source: `// layernorm forward: one workgroup per row
-${paramsBlock(3)}
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>; // [rows, 2]: mean, rstd
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-${ROW_REDUCE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  let rows = pu(0u);
-  let D = pu(1u);
-  let base = min(row, rows - 1u) * D;
+    buffers: { y: 'read_write', stats: 'read_write', x: 'read', gamma: 'read', beta: 'read' }, // stats [rows, 2]: mean, rstd
+    helpers: ROW_REDUCE,
+    body: `
   // Two passes over the row (mean, then centred variance) for accuracy with large means.
   var s = 0.0;
-  for (var j = lid; j < D; j += ${WG}u) { s += x[base + j]; }
+  for (var j = lid; j < D; j += ${ROW_WG}u) { s += x[base + j]; }
   let mean = rowSum2(lid, vec2<f32>(s, 0.0)).x / f32(D);
   var q = 0.0;
-  for (var j = lid; j < D; j += ${WG}u) { let d = x[base + j] - mean; q += d * d; }
+  for (var j = lid; j < D; j += ${ROW_WG}u) { let d = x[base + j] - mean; q += d * d; }
   let rstd = inverseSqrt(rowSum2(lid, vec2<f32>(q, 0.0)).x / f32(D) + pf(2u));
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${WG}u) {
+  for (var j = lid; j < D; j += ${ROW_WG}u) {
     y[base + j] = (x[base + j] - mean) * rstd * gamma[j] + beta[j];
   }
-  if (lid == 0u) { stats[row * 2u] = mean; stats[row * 2u + 1u] = rstd; }
-}
-`,
-  }));
+  if (lid == 0u) { stats[row * 2u] = mean; stats[row * 2u + 1u] = rstd; }`,
+  });
 }
 
 // Params: [rows, D]
 export function layerNormBackwardKernel(): Kernel {
-  return defineKernel('layernorm:bwd-dx', () => ({
+  return rowKernel({
+    key: 'layernorm:bwd-dx',
     name: 'layernorm_backward_dx',
+    comment: 'layernorm backward (dx): dx = rstd · (dy·γ - mean(dy·γ) - x̂ · mean(dy·γ·x̂))',
     paramWords: 2,
-    source: `// layernorm backward (dx): dx = rstd · (dy·γ - mean(dy·γ) - x̂ · mean(dy·γ·x̂))
-${paramsBlock(2)}
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-${ROW_REDUCE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  let rows = pu(0u);
-  let D = pu(1u);
-  let r = min(row, rows - 1u);
-  let base = r * D;
+    buffers: { dx: 'read_write', dy: 'read', x: 'read', gamma: 'read', stats: 'read' },
+    helpers: ROW_REDUCE,
+    body: `
   let mean = stats[r * 2u];
   let rstd = stats[r * 2u + 1u];
   var acc = vec2<f32>(0.0, 0.0);
-  for (var j = lid; j < D; j += ${WG}u) {
+  for (var j = lid; j < D; j += ${ROW_WG}u) {
     let g = dy[base + j] * gamma[j];
     let xh = (x[base + j] - mean) * rstd;
     acc += vec2<f32>(g, g * xh);
   }
   let sums = rowSum2(lid, acc) / f32(D);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${WG}u) {
+  for (var j = lid; j < D; j += ${ROW_WG}u) {
     let g = dy[base + j] * gamma[j];
     let xh = (x[base + j] - mean) * rstd;
     dx[base + j] = rstd * (g - sums.x - xh * sums.y);
-  }
-}
-`,
-  }));
+  }`,
+  });
 }
 
 const COL_WG = 64;
 
 // Params: [rows, D]
 export function layerNormParamGradKernel(): Kernel {
-  return defineKernel('layernorm:bwd-params', () => ({
+  // One invocation per column i < D.
+  return pointwiseKernel({
+    key: 'layernorm:bwd-params',
     name: 'layernorm_backward_params',
+    comment: 'layernorm backward (dγ, dβ): column sums over rows',
     paramWords: 2,
-    source: `// layernorm backward (dγ, dβ): column sums over rows
-${paramsBlock(2)}
-@group(0) @binding(1) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-${linearIndex(COL_WG)}
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let j = linearIndex(gid, nwg);
-  let rows = pu(0u);
+    buffers: { dgamma: 'read_write', dbeta: 'read_write', dy: 'read', x: 'read', stats: 'read' },
+    wg: COL_WG,
+    count: 'pu(1u)',
+    body: `let rows = pu(0u);
   let D = pu(1u);
-  if (j >= D) { return; }
   var dg = 0.0;
   var db = 0.0;
   for (var r = 0u; r < rows; r++) {
-    let g = dy[r * D + j];
-    dg += g * (x[r * D + j] - stats[r * 2u]) * stats[r * 2u + 1u];
+    let g = dy[r * D + i];
+    dg += g * (x[r * D + i] - stats[r * 2u]) * stats[r * 2u + 1u];
     db += g;
   }
-  dgamma[j] = dg;
-  dbeta[j] = db;
-}
-`,
-  }));
+  dgamma[i] = dg;
+  dbeta[i] = db;`,
+  });
 }
 
 export function layerNormParams(rows: number, d: number, eps?: number): Uint32Array {
@@ -127,12 +96,44 @@ export function layerNormParams(rows: number, d: number, eps?: number): Uint32Ar
   return p.toArray();
 }
 
-export function rowWorkgroups(rows: number): [number, number] {
-  return grid1d(rows, 1);
-}
-
 export function columnWorkgroups(d: number): [number, number] {
   return grid1d(d, COL_WG);
+}
+
+// ---- launchers ----
+
+/**
+ * y and the per-row statistics [rows, 2] (mean, rstd) for x [..., D], γ and β [D]. The caller has
+ * checked the shapes; operands not row-major from element 0 are copied first.
+ */
+export function layerNormForward(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): { y: Tensor; stats: Tensor } {
+  const d = x.shape[x.rank - 1];
+  const rows = d === 0 ? 0 : x.size / d;
+  const y = Tensor.empty(x.device, x.shape);
+  const stats = Tensor.empty(x.device, [rows, 2]);
+  if (rows > 0) {
+    const [xc, gc, bc] = [x, gamma, beta].map((t) => contiguousInput(t, 'zero'));
+    launch(layerNormForwardKernel(), { y, stats, x: xc, gamma: gc, beta: bc }, layerNormParams(rows, d, eps), rowWorkgroups(rows));
+    for (const t of [xc, gc, bc]) t.dispose();
+  }
+  return { y, stats };
+}
+
+/** dx, dγ, dβ from the output gradient dy and the forward's x, γ and statistics. */
+export function layerNormBackward(dy: Tensor, x: Tensor, gamma: Tensor, stats: Tensor): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
+  const d = x.shape[x.rank - 1];
+  const rows = d === 0 ? 0 : x.size / d;
+  const dev = x.device;
+  const dx = Tensor.empty(dev, x.shape);
+  const dgamma = Tensor.empty(dev, [d]);
+  const dbeta = Tensor.empty(dev, [d]);
+  if (rows > 0) {
+    const [gc, xc, gmc, sc] = [dy, x, gamma, stats].map((t) => contiguousInput(t, 'zero'));
+    launch(layerNormBackwardKernel(), { dx, dy: gc, x: xc, gamma: gmc, stats: sc }, layerNormParams(rows, d), rowWorkgroups(rows));
+    launch(layerNormParamGradKernel(), { dgamma, dbeta, dy: gc, x: xc, stats: sc }, layerNormParams(rows, d), columnWorkgroups(d));
+    for (const t of [gc, xc, gmc, sc]) t.dispose();
+  }
+  return { dx, dgamma, dbeta };
 }
 
 /** CPU reference (f64): y, and the per-row mean and rstd. */

@@ -3,7 +3,8 @@
 // (seed, 0x9E3779B9 ^ stream), so a (seed, stream) pair always gives the same tensor, on any device, and the
 // CPU reference below reproduces it bit for bit (uniform) or to f32 rounding (normal).
 
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
+import { Params, grid1d, launch, pointwiseKernel, type Kernel } from './wgsl.js';
+import type { Tensor } from '../engine/tensor.js';
 
 export type RandomDistribution = 'uniform' | 'normal';
 
@@ -36,38 +37,41 @@ fn toUnit(x: u32) -> f32 { return f32(x >> 8u) * 5.9604644775390625e-8; }
 `;
 
 export function randomKernel(dist: RandomDistribution): Kernel {
-  return defineKernel(`random:${dist}`, () => {
-    const body =
-      dist === 'uniform'
-        ? `let v = vec4<f32>(toUnit(r.x), toUnit(r.y), toUnit(r.z), toUnit(r.w)) * (pf(4u) - pf(3u)) + pf(3u);`
-        : `// Box-Muller on (r.x, r.y) and (r.z, r.w); u1 in (0, 1] so log() stays finite.
+  const draw =
+    dist === 'uniform'
+      ? `let v = vec4<f32>(toUnit(r.x), toUnit(r.y), toUnit(r.z), toUnit(r.w)) * (pf(4u) - pf(3u)) + pf(3u);`
+      : `// Box-Muller on (r.x, r.y) and (r.z, r.w); u1 in (0, 1] so log() stays finite.
   let u1 = vec2<f32>(toUnit(r.x), toUnit(r.z)) + 5.9604644775390625e-8;
   let u2 = vec2<f32>(toUnit(r.y), toUnit(r.w));
   let rad = sqrt(-2.0 * log(u1));
   // Angles in [-pi, pi): the range where WGSL bounds sin/cos error.
   let th = 6.283185307179586 * u2 - 3.141592653589793;
   let v = vec4<f32>(rad.x * cos(th.x), rad.x * sin(th.x), rad.y * cos(th.y), rad.y * sin(th.y)) * pf(4u) + pf(3u);`;
-    const source = `// random ${dist} (Philox4x32-10)
-${paramsBlock(PARAM_WORDS)}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${linearIndex(WG)}
-${PHILOX_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = linearIndex(gid, nwg);
-  let n = pu(0u);
-  if (g * 4u >= n) { return; }
+  // Invocation i draws elements 4i..4i+3 from counter (i, 0, stream, 0).
+  return pointwiseKernel({
+    key: `random:${dist}`,
+    name: `random_${dist}`,
+    comment: `random ${dist} (Philox4x32-10)`,
+    paramWords: PARAM_WORDS,
+    buffers: { out: 'read_write' },
+    wg: WG,
+    helpers: PHILOX_WGSL,
+    count: '(pu(0u) + 3u) / 4u',
+    body: `let n = pu(0u);
   let stream = pu(2u);
-  let r = philox4x32(vec4<u32>(g, 0u, stream, 0u), vec2<u32>(pu(1u), 0x9E3779B9u ^ stream));
-  ${body}
-  let base = pu(5u) + g * 4u;
+  let r = philox4x32(vec4<u32>(i, 0u, stream, 0u), vec2<u32>(pu(1u), 0x9E3779B9u ^ stream));
+  ${draw}
+  let base = pu(5u) + i * 4u;
   for (var j = 0u; j < 4u; j++) {
-    if (g * 4u + j < n) { out[base + j] = v[j]; }
-  }
-}
-`;
-    return { name: `random_${dist}`, source, paramWords: PARAM_WORDS };
+    if (i * 4u + j < n) { out[base + j] = v[j]; }
+  }`,
   });
+}
+
+/** Fills the contiguous tensor `out` with draws of `dist` for (seed, stream); a, b as in randomParams. */
+export function randomFill(out: Tensor, dist: RandomDistribution, seed: number, stream: number, a: number, b: number): void {
+  if (out.size === 0) return;
+  launch(randomKernel(dist), { out }, randomParams(out.size, seed, stream, a, b), randomWorkgroups(out.size));
 }
 
 /** For uniform: a = low, b = high. For normal: a = mean, b = std. */

@@ -5,8 +5,9 @@
 // output (strided partial sums, then a tree in workgroup memory) when rows are long. The tree also
 // keeps f32 sums of long rows accurate (pairwise rather than sequential accumulation).
 
-import { MAX_RANK } from '../engine/shape.js';
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, wgsl, type Kernel } from './wgsl.js';
+import { MAX_RANK, collapseDims, sizeOf } from '../engine/shape.js';
+import { Tensor } from '../engine/tensor.js';
+import { Params, defineKernel, grid1d, launch, linearIndex, paramsBlock, storage, type Kernel } from './wgsl.js';
 
 export type ReduceOpName = 'sum' | 'max' | 'min';
 
@@ -63,13 +64,9 @@ export function reduceKernel(op: ReduceOpName, keptRank: number, redRank: number
   return defineKernel(`reduce:${op}:${keptRank}:${redRank}:${perWorkgroup}`, () => {
     const r = REDUCE_OPS[op];
     const wg = perWorkgroup ? WG_ROW : WG_THREAD;
-    const source = wgsl`// reduce ${op} (kept rank ${keptRank}, reduced rank ${redRank})
-${paramsBlock(PARAM_WORDS)}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> inp: array<f32>;
-${linearIndex(wg)}
-#if ${perWorkgroup}
-var<workgroup> partial: array<f32, ${wg}>;
+    const buffers = storage({ out: 'read_write', inp: 'read' });
+    const main = perWorkgroup
+      ? `var<workgroup> partial: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Workgroup w reduces chunk (w % nChunks) of row (w / nChunks); out has nOut × nChunks entries.
@@ -95,9 +92,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
   if (valid && lid == 0u) { out[w] = partial[0] * pf(${P_SCALE}u); }
-}
-#else
-@compute @workgroup_size(${wg})
+}`
+      : `@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let o = linearIndex(gid, nwg);
   if (o >= pu(${P_NOUT}u)) { return; }
@@ -109,10 +105,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc = ${r.combine('acc', 'inp[pu(' + P_OFFSET + 'u) + base + roff]')};
   }
   out[o] = acc * pf(${P_SCALE}u);
-}
-#endif
+}`;
+    const source = `// reduce ${op} (kept rank ${keptRank}, reduced rank ${redRank})
+${paramsBlock(PARAM_WORDS)}
+${buffers.wgsl}
+${linearIndex(wg)}
+${main}
 `;
-    return { name: `reduce_${op}`, source, paramWords: PARAM_WORDS };
+    return { name: `reduce_${op}`, source, paramWords: PARAM_WORDS, bindings: buffers.names };
   });
 }
 
@@ -134,6 +134,41 @@ export function reduceParams(
 
 export function reduceWorkgroups(nOut: number, perWorkgroup: boolean, nChunks = 1): [number, number] {
   return perWorkgroup ? grid1d(nOut * nChunks, 1) : grid1d(nOut, WG_THREAD);
+}
+
+/**
+ * Reduces `x` over the (sorted, distinct) axes `axes` into a new contiguous tensor of `outShape`
+ * (the kept axes, with or without size-1 reduced axes), times `scale` (1/R for a mean).
+ */
+export function reduceAxes(op: ReduceOpName, x: Tensor, axes: readonly number[], outShape: readonly number[], scale: number): Tensor {
+  const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const r = sizeOf(axes.map((i) => x.shape[i]));
+  const nOut = sizeOf(outShape);
+  const out = Tensor.empty(x.device, outShape);
+  if (nOut === 0) return out;
+  const k = collapseDims(kept.map((i) => x.shape[i]), [kept.map((i) => x.strides[i])]);
+  const rd = collapseDims(axes.map((i) => x.shape[i]), [axes.map((i) => x.strides[i])]);
+  const plan = { keptShape: k.shape, keptStrides: k.strides[0], redShape: rd.shape, redStrides: rd.strides[0] };
+  const perWorkgroup = reduceUsesWorkgroup(nOut, r);
+  const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
+  const nChunks = perWorkgroup ? Math.ceil(r / REDUCE_CHUNK) : 1;
+  if (nChunks <= 1) {
+    launch(kernel, { out, inp: x }, reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
+    return out;
+  }
+  // Two passes: chunks of each row into [nOut, nChunks] partials, then those rows.
+  const partial = Tensor.empty(x.device, [nOut, nChunks]);
+  launch(kernel, { out: partial, inp: x }, reduceParams(op, nOut, r, x.offset, 1, plan, REDUCE_CHUNK, nChunks), reduceWorkgroups(nOut, true, nChunks));
+  const second = { keptShape: [nOut], keptStrides: [nChunks], redShape: [nChunks], redStrides: [1] };
+  const secondWg = reduceUsesWorkgroup(nOut, nChunks);
+  launch(
+    reduceKernel(op, 1, 1, secondWg),
+    { out, inp: partial },
+    reduceParams(op, nOut, nChunks, 0, scale, second),
+    reduceWorkgroups(nOut, secondWg),
+  );
+  partial.dispose();
+  return out;
 }
 
 /** CPU reference: reduces a contiguous f64 array of `shape` over `axes` (output keeps size-1 axes). */

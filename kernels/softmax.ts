@@ -1,72 +1,85 @@
 // Softmax over the last axis, one workgroup per row: y = exp(x - max) / Σ exp(x - max).
 // Backward: dx = y · (dy - Σ dy·y).
 
-import { defineKernel, paramsBlock, Params, workgroupReduce, type Kernel } from './wgsl.js';
+import { Tensor } from '../engine/tensor.js';
+import { contiguousInput } from './elementwise.js';
+import { Params, ROW_WG, launch, rowKernel, rowWorkgroups, workgroupReduce, type Kernel } from './wgsl.js';
 
-const WG = 64;
-
-const ROW_REDUCE = workgroupReduce('rowReduce', 'f32', WG, (a, b) => `select(${a} + ${b}, max(${a}, ${b}), isMax)`, ', isMax: bool');
+const ROW_REDUCE = workgroupReduce('rowReduce', 'f32', ROW_WG, (a, b) => `select(${a} + ${b}, max(${a}, ${b}), isMax)`, ', isMax: bool');
 
 // Params: [rows, D, -inf bits]
 export function softmaxForwardKernel(): Kernel {
-  return defineKernel('softmax:fwd', () => ({
+  return rowKernel({
+    key: 'softmax:fwd',
     name: 'softmax_forward',
+    comment: 'softmax forward',
     paramWords: 3,
-    source: `// softmax forward
-${paramsBlock(3)}
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-${ROW_REDUCE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  let rows = pu(0u);
-  let D = pu(1u);
-  let base = min(row, rows - 1u) * D;
+    buffers: { y: 'read_write', x: 'read' },
+    helpers: ROW_REDUCE,
+    body: `
   var m = pf(2u);
-  for (var j = lid; j < D; j += ${WG}u) { m = max(m, x[base + j]); }
+  for (var j = lid; j < D; j += ${ROW_WG}u) { m = max(m, x[base + j]); }
   m = rowReduce(lid, m, true);
   var s = 0.0;
-  for (var j = lid; j < D; j += ${WG}u) { s += exp(x[base + j] - m); }
+  for (var j = lid; j < D; j += ${ROW_WG}u) { s += exp(x[base + j] - m); }
   let inv = 1.0 / rowReduce(lid, s, false);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${WG}u) { y[base + j] = exp(x[base + j] - m) * inv; }
-}
-`,
-  }));
+  for (var j = lid; j < D; j += ${ROW_WG}u) { y[base + j] = exp(x[base + j] - m) * inv; }`,
+  });
 }
 
 // Params: [rows, D]
 export function softmaxBackwardKernel(): Kernel {
-  return defineKernel('softmax:bwd', () => ({
+  return rowKernel({
+    key: 'softmax:bwd',
     name: 'softmax_backward',
+    comment: 'softmax backward',
     paramWords: 2,
-    source: `// softmax backward
-${paramsBlock(2)}
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-${ROW_REDUCE}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  let rows = pu(0u);
-  let D = pu(1u);
-  let base = min(row, rows - 1u) * D;
+    buffers: { dx: 'read_write', y: 'read', dy: 'read' },
+    helpers: ROW_REDUCE,
+    body: `
   var s = 0.0;
-  for (var j = lid; j < D; j += ${WG}u) { s += dy[base + j] * y[base + j]; }
+  for (var j = lid; j < D; j += ${ROW_WG}u) { s += dy[base + j] * y[base + j]; }
   s = rowReduce(lid, s, false);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${WG}u) { dx[base + j] = y[base + j] * (dy[base + j] - s); }
-}
-`,
-  }));
+  for (var j = lid; j < D; j += ${ROW_WG}u) { dx[base + j] = y[base + j] * (dy[base + j] - s); }`,
+  });
 }
 
 export function softmaxParams(rows: number, d: number, forward: boolean): Uint32Array {
   const p = new Params().u32(rows, d);
   if (forward) p.f32(-Infinity);
   return p.toArray();
+}
+
+function rowsOf(x: Tensor): [number, number] {
+  const d = x.shape[x.rank - 1];
+  return [d === 0 ? 0 : x.size / d, d];
+}
+
+/** Softmax of x [..., D] over its last axis. */
+export function softmaxForward(x: Tensor): Tensor {
+  const [rows, d] = rowsOf(x);
+  const y = Tensor.empty(x.device, x.shape);
+  if (rows > 0) {
+    const xc = contiguousInput(x, 'zero');
+    launch(softmaxForwardKernel(), { y, x: xc }, softmaxParams(rows, d, true), rowWorkgroups(rows));
+    xc.dispose();
+  }
+  return y;
+}
+
+/** dx from the forward's output y and the output gradient dy. */
+export function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
+  const [rows, d] = rowsOf(y);
+  const dx = Tensor.empty(y.device, y.shape);
+  if (rows > 0) {
+    const [yc, gc] = [y, dy].map((t) => contiguousInput(t, 'zero'));
+    launch(softmaxBackwardKernel(), { dx, y: yc, dy: gc }, softmaxParams(rows, d, false), rowWorkgroups(rows));
+    yc.dispose();
+    gc.dispose();
+  }
+  return dx;
 }
 
 /** CPU reference (f64), softmax over the last axis of [rows, d]. */

@@ -1,6 +1,7 @@
 // Shared test helpers: one real WebGPU device per test file, deterministic data, and closeness checks.
 
 import { createNodeDevice, type Device } from '../engine/node.js';
+import type { KernelSource } from '../engine/device.js';
 import { mulberry32 } from '../engine/prng.js';
 
 let device: Promise<Device> | null = null;
@@ -109,4 +110,14 @@ export function permuteCpu(data: ArrayLike<number>, shape: readonly number[], ax
     out[i] = data[off];
   }
   return out;
+}
+
+/**
+ * Builds the pipeline of every kernel and waits for the shader compiler: a kernel that fails to
+ * compile makes this throw a GpuError naming it. Returns how many distinct kernels were built.
+ */
+export async function expectCompiles(device: Device, kernels: readonly KernelSource[]): Promise<number> {
+  for (const k of kernels) device.pipeline(k);
+  await device.sync();
+  return new Set(kernels.map((k) => k.source)).size;
 }

@@ -6,7 +6,7 @@
 import type { Device } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
 import { keep, tidy } from '../engine/scope.js';
-import { bceWithLogits } from '../engine/ops/nn.js';
+import { bceWithLogits } from '../engine/ops/bce.js';
 import { AdamW, gradNormScale } from '../engine/optim.js';
 import { VitgpuError } from '../engine/errors.js';
 import type { VisionTransformer } from '../models/vit.js';

@@ -32,10 +32,6 @@ export async function runOpsCheckReport(gpu: GPU): Promise<OpsCheckReport> {
   }
 }
 
-export async function runOpsCheck(gpu: GPU): Promise<Record<string, number[]>> {
-  return (await runOpsCheckReport(gpu)).results;
-}
-
 function show(text: string): void {
   const el = document.getElementById('status');
   if (el) el.textContent = text;

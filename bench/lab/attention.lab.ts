@@ -44,11 +44,13 @@
 
 import { availableParallelism, loadavg } from 'node:os';
 import { createNodeDevice, Tensor, type Device } from '../../engine/node.js';
+import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';
+import { defaultVariants, type AttentionVariant } from '../../kernels/attention-plan.js';
 import {
-  attentionBackward, attentionBackwardCpu, attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionBackwardParams,
-  attentionCpu, attentionForward, attentionRowStatsKernel, attentionRowStatsParams, attentionRowStatsWorkgroups, attentionWorkgroups,
-  defaultVariants, type AttentionVariant,
-} from '../../kernels/attention.js';
+  attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionBackwardParams, attentionRowStatsKernel, attentionRowStatsParams,
+  attentionRowStatsWorkgroups, attentionWorkgroups,
+} from '../../kernels/attention-wgsl.js';
+import { launch } from '../../kernels/wgsl.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -158,10 +160,10 @@ async function main(): Promise<void> {
 
   // The backward kernels one at a time, on the stats of the default forward.
   const stats = Tensor.empty(device, [B, H, N, 2]);
-  device.dispatch(attentionRowStatsKernel(D), [stats.storage.buffer, fwd.out.storage.buffer, g.storage.buffer, fwd.lse.storage.buffer],
+  launch(attentionRowStatsKernel(D), { stats, o: fwd.out, dO: g, lse: fwd.lse },
     attentionRowStatsParams(B * H * N, 0, 0, 0), attentionRowStatsWorkgroups(B * H * N));
   const bwdParams = attentionBackwardParams(N, B * H, scale, { q: 0, k: 0, v: 0, dOut: 0 });
-  const inputs = [q, k, v, g, stats].map((t) => t.storage.buffer);
+  const inputs = { q, k, v, dO: g, stats };
   for (const kernel of kernels.filter((x) => x === 'fwd' || x === 'dq' || x === 'dkv')) {
     for (const spec of configs) {
       if (kernel === 'fwd') {
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
         const vr = parseConfig(spec, defaults.dq);
         const run = () => {
           const dq = Tensor.empty(device, shape);
-          device.dispatch(attentionBackwardDqKernel(D, vr), [dq.storage.buffer, ...inputs], bwdParams, attentionWorkgroups(N, B * H, vr));
+          launch(attentionBackwardDqKernel(D, vr), { dq, ...inputs }, bwdParams, attentionWorkgroups(N, B * H, vr));
           return [dq];
         };
         const [dq] = run();
@@ -187,8 +189,7 @@ async function main(): Promise<void> {
         const run = () => {
           const dk = Tensor.empty(device, shape);
           const dv = Tensor.empty(device, shape);
-          device.dispatch(attentionBackwardDkvKernel(D, vr), [dk.storage.buffer, dv.storage.buffer, ...inputs], bwdParams,
-            attentionWorkgroups(N, B * H, vr));
+          launch(attentionBackwardDkvKernel(D, vr), { dk, dv, ...inputs }, bwdParams, attentionWorkgroups(N, B * H, vr));
           return [dk, dv];
         };
         const [dk, dv] = run();

@@ -27,7 +27,9 @@
 
 import { availableParallelism, loadavg } from 'node:os';
 import { createNodeDevice, type Device, type Tensor } from '../../engine/node.js';
-import { matmulFused, matmulKernelKey, matmulPlan, type MatmulOptions, type MatmulVariantName } from '../../kernels/matmul.js';
+import { matmulFused } from '../../kernels/matmul.js';
+import { matmulPlan, type MatmulOptions, type MatmulVariantName } from '../../kernels/matmul-plan.js';
+import { matmulKernelKey } from '../../kernels/matmul-wgsl.js';
 
 interface Shape {
   id: string;

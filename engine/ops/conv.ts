@@ -5,7 +5,7 @@
 import type { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { shapeStr } from '../shape.js';
-import { linear } from './linear.js';
+import { linear } from './matmul.js';
 
 /**
  * images [B, C, H, W], weight [D, C, P, P], bias [D] -> tokens [B, (H/P)·(W/P), D], patches in

@@ -1,11 +1,13 @@
 // Tensor creation: from JavaScript data, constants and seeded random draws (generated on the GPU).
+// These are the Device's methods (device.tensor(...), device.zeros(...), device.randn(...)), attached
+// in engine/ops/index.ts.
 
 import type { Device } from '../device.js';
 import { Storage, Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { checkShape, shapeStr, sizeOf } from '../shape.js';
-import { fillKernel, fillParams, fillWorkgroups } from '../../kernels/elementwise.js';
-import { randomKernel, randomParams, randomWorkgroups, type RandomDistribution } from '../../kernels/random.js';
+import { fill } from '../../kernels/elementwise.js';
+import { randomFill, type RandomDistribution } from '../../kernels/random.js';
 
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | readonly number[] | number;
 
@@ -49,7 +51,7 @@ export function tensor(device: Device, data: TensorData | readonly unknown[], sh
 export function full(device: Device, shape: readonly number[], value: number): Tensor {
   checkShape(shape, 'full');
   const out = Tensor.empty(device, shape);
-  if (out.size > 0) device.dispatch(fillKernel(), [out.storage.buffer], fillParams(out.size, value), fillWorkgroups(out.size));
+  fill(out, value);
   return out;
 }
 
@@ -62,9 +64,7 @@ function random(device: Device, dist: RandomDistribution, shape: readonly number
   checkShape(shape, dist === 'normal' ? 'randn' : 'rand');
   const [seed, stream] = opts.seed === undefined ? device.nextRandomStream() : [opts.seed, 0];
   const out = Tensor.empty(device, shape);
-  if (out.size > 0) {
-    device.dispatch(randomKernel(dist), [out.storage.buffer], randomParams(out.size, seed, stream, a, b), randomWorkgroups(out.size));
-  }
+  randomFill(out, dist, seed, stream, a, b);
   return out;
 }
 

@@ -1,46 +1,18 @@
 // Elementwise ops with NumPy broadcasting; kernels in kernels/elementwise.ts. Each op's backward rule
 // sits in RULES below, beside the op table; gradients of broadcast inputs are summed back to shape.
+// Rules use the tensor methods (g.mul(y), g.sum(...)), attached in engine/ops/index.ts.
 
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { needsGrad, record } from '../autograd.js';
-import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, shapeStr, sizeOf } from '../shape.js';
-import {
-  ELEMENTWISE_OPS,
-  elementwiseKernel,
-  elementwiseParams,
-  elementwiseWorkgroups,
-  type ElementwiseOpName,
-  type StridedOperand,
-} from '../../kernels/elementwise.js';
+import { broadcastShapes, sizeOf } from '../shape.js';
+import { ELEMENTWISE_OPS, writeElementwise, type ElementwiseOpName } from '../../kernels/elementwise.js';
 
 function checkInputs(op: string, inputs: readonly Tensor[]): void {
   for (const t of inputs) t.assertAlive(op);
   for (const t of inputs) {
     if (t.device !== inputs[0].device) throw new ShapeError(`${op}: inputs live on different devices`);
   }
-}
-
-function isLinear(strides: readonly number[], shape: readonly number[]): boolean {
-  const c = contiguousStrides(shape);
-  return strides.every((s, i) => s === c[i]);
-}
-
-/** Runs `op` over `inputs` (broadcast to `out`'s shape) and writes the result into the view `out`. */
-export function writeElementwise(op: ElementwiseOpName, out: Tensor, inputs: readonly Tensor[], scalars: readonly number[] = []): void {
-  if (out.size === 0) return;
-  const inStrides = inputs.map((t) => broadcastStrides(t.shape, t.strides, out.shape, op));
-  const { shape, strides } = collapseDims(out.shape, [out.strides, ...inStrides]);
-  const operand = (offset: number, st: number[]): StridedOperand => ({ offset, strides: st, linear: isLinear(st, shape) });
-  const outOp = operand(out.offset, strides[0]);
-  const inOps = inputs.map((t, k) => operand(t.offset, strides[k + 1]));
-  const kernel = elementwiseKernel(op, shape.length, outOp.linear, inOps.map((o) => o.linear));
-  out.device.dispatch(
-    kernel,
-    [out.storage.buffer, ...inputs.map((t) => t.storage.buffer)],
-    elementwiseParams(out.size, shape, outOp, inOps, scalars),
-    elementwiseWorkgroups(out.size),
-  );
 }
 
 /** Sums a broadcast gradient back to `shape` (the inverse of broadcasting). */
@@ -184,9 +156,3 @@ export const clamp = (x: Tensor, min: number, max: number): Tensor => {
   return elementwise('clamp', [x], [min, max]);
 };
 export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor => elementwise('where', [cond, a, b]);
-
-export function checkSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
-    throw new ShapeError(`${op}: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
-  }
-}

@@ -1,11 +1,11 @@
-// Reductions along axes; kernels in kernels/reduce.ts.
+// Reductions along axes, forward and backward; kernels in kernels/reduce.ts.
 
-import { Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
-import { collapseDims, normAxis, shapeStr, sizeOf } from '../shape.js';
+import { normAxis, shapeStr, sizeOf } from '../shape.js';
 import { needsGrad, record } from '../autograd.js';
 import { elementwise } from './elementwise.js';
-import { REDUCE_CHUNK, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
+import { reduceAxes, type ReduceOpName } from '../../kernels/reduce.js';
 
 export function normAxes(axes: number | readonly number[] | undefined, rank: number, op: string): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
@@ -43,41 +43,10 @@ function reduceForward(op: ReduceOpName, x: Tensor, axes: number | readonly numb
   const kept = x.shape.map((_, i) => i).filter((i) => !ax.includes(i));
   const outShape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : kept.map((i) => x.shape[i]);
   const r = sizeOf(ax.map((i) => x.shape[i]));
-  const nOut = sizeOf(outShape);
   if (r === 0 && op !== 'sum') {
     throw new ShapeError(`${name}: cannot reduce ${shapeStr(x.shape)} over an empty axis`);
   }
-  const out = Tensor.empty(x.device, outShape);
-  if (nOut === 0) return out;
-  const k = collapseDims(kept.map((i) => x.shape[i]), [kept.map((i) => x.strides[i])]);
-  const rd = collapseDims(ax.map((i) => x.shape[i]), [ax.map((i) => x.strides[i])]);
-  const plan = { keptShape: k.shape, keptStrides: k.strides[0], redShape: rd.shape, redStrides: rd.strides[0] };
-  const perWorkgroup = reduceUsesWorkgroup(nOut, r);
-  const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
-  const scale = mean ? (r === 0 ? NaN : 1 / r) : 1;
-  const nChunks = perWorkgroup ? Math.ceil(r / REDUCE_CHUNK) : 1;
-  if (nChunks <= 1) {
-    x.device.dispatch(kernel, [out.storage.buffer, x.storage.buffer], reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
-    return out;
-  }
-  // Two passes: chunks of each row into [nOut, nChunks] partials, then those rows.
-  const partial = Tensor.empty(x.device, [nOut, nChunks]);
-  x.device.dispatch(
-    kernel,
-    [partial.storage.buffer, x.storage.buffer],
-    reduceParams(op, nOut, r, x.offset, 1, plan, REDUCE_CHUNK, nChunks),
-    reduceWorkgroups(nOut, true, nChunks),
-  );
-  const second = { keptShape: [nOut], keptStrides: [nChunks], redShape: [nChunks], redStrides: [1] };
-  const secondWg = reduceUsesWorkgroup(nOut, nChunks);
-  x.device.dispatch(
-    reduceKernel(op, 1, 1, secondWg),
-    [out.storage.buffer, partial.storage.buffer],
-    reduceParams(op, nOut, nChunks, 0, scale, second),
-    reduceWorkgroups(nOut, secondWg),
-  );
-  partial.dispose();
-  return out;
+  return reduceAxes(op, x, ax, outShape, mean ? (r === 0 ? NaN : 1 / r) : 1);
 }
 
 export const sum = (x: Tensor, axes?: number | readonly number[], keepDims = false) => reduce('sum', x, axes, keepDims, false);

@@ -4,7 +4,8 @@
 import { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
 import { broadcastStrides, checkShape, contiguousStrides, normAxis, shapeStr, sizeOf } from '../shape.js';
-import { writeElementwise, sumToShape } from './elementwise.js';
+import { sumToShape } from './elementwise.js';
+import { writeElementwise } from '../../kernels/elementwise.js';
 import { needsGrad, record, type BackwardRule } from '../autograd.js';
 
 /** A view on x's storage; differentiable through `rule` when x requires grad. */

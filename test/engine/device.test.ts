@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createNodeDevice, DeviceLostError, GpuError, listAdapters, NoAdapterError, WANTED_FEATURES, type Device } from '../../engine/node.js';
-import { defineKernel, paramsBlock } from '../../kernels/wgsl.js';
+import { defineKernel, launch, paramsBlock } from '../../kernels/wgsl.js';
 import { elementwiseKernel } from '../../kernels/elementwise.js';
 import { getDevice } from '../helpers.js';
 
@@ -77,16 +77,35 @@ describe('device', () => {
     const bad = defineKernel('test:broken', () => ({
       name: 'broken_kernel',
       paramWords: 1,
+      bindings: ['out'],
       source: `${paramsBlock(1)}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(1) fn main() { out[0] = undefined_symbol; }`,
     }));
     const t = device.zeros([4]);
-    device.dispatch(bad, [t.storage.buffer], new Uint32Array(1), [1]);
+    launch(bad, { out: t }, new Uint32Array(1), [1]);
     const err = await t.data().catch((e) => e);
     expect(err).toBeInstanceOf(GpuError);
     expect(String(err.message)).toMatch(/broken_kernel failed to compile/);
     expect(Array.from(await device.ones([2]).add(1).data())).toEqual([2, 2]);
+  });
+
+  it('launch() takes buffers by binding name and names a missing or unknown one', () => {
+    const kernel = elementwiseKernel('add', 1, true, [true, true]);
+    expect(kernel.bindings).toEqual(['out', 'in0', 'in1']);
+    const t = device.zeros([4]);
+    expect(() => launch(kernel, { out: t, in0: t }, new Uint32Array(1), [1])).toThrow(/no buffer given for its binding "in1"/);
+    expect(() => launch(kernel, { out: t, in0: t, in1: t, in2: t }, new Uint32Array(1), [1])).toThrow(/no binding named "in2"/);
+  });
+
+  it('answers once whether the adapter is a CPU and which subgroup sizes it has', () => {
+    expect(typeof device.isCpuAdapter).toBe('boolean');
+    if (device.info.features.includes('subgroups')) {
+      expect(device.subgroups).not.toBeNull();
+      expect(device.subgroups!.maxSize).toBeGreaterThanOrEqual(device.subgroups!.minSize);
+    } else {
+      expect(device.subgroups).toBeNull();
+    }
   });
 });
 

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  PLAIN_VARIANTS, attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward, subgroupWidth, type AttentionVariants,
-} from '../../kernels/attention.js';
+import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';
+import { PLAIN_VARIANTS, SUBGROUP_VARIANTS, subgroupWidth, type AttentionVariants } from '../../kernels/attention-plan.js';
+import { attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionForwardKernel, attentionRowStatsKernel } from '../../kernels/attention-wgsl.js';
 import { type Device, type Tensor } from '../../engine/node.js';
 import { sizeClass } from '../../engine/buffer-pool.js';
-import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -227,4 +227,19 @@ describe('attention memory', () => {
     expect(growth).toBeLessThan(scoreBytes / 4);
     for (const t of [q, k, v, g, out, lse, dq, dk, dv]) t.dispose();
   });
+});
+
+describe('attention kernels compile', () => {
+  it.each([
+    ['plain loads', PLAIN_VARIANTS],
+    ['subgroup broadcasts', SUBGROUP_VARIANTS],
+  ] as [string, AttentionVariants][])('%s: forward, row statistics, dQ and dK·dV at D = 64', async (_, variants) => {
+    const widest = Math.max(variants.forward.subgroup, variants.dq.subgroup, variants.dkv.subgroup);
+    if (widest > subgroupWidth(device)) return; // this device has no subgroups that wide
+    const kernels = [
+      attentionForwardKernel(64, variants.forward), attentionRowStatsKernel(64),
+      attentionBackwardDqKernel(64, variants.dq), attentionBackwardDkvKernel(64, variants.dkv),
+    ];
+    expect(await expectCompiles(device, kernels)).toBe(4);
+  }, 600_000);
 });

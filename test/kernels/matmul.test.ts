@@ -3,24 +3,23 @@
 // broadcast batches, and the fused epilogue (bias, GELU, residual, pre-activation) in combinations.
 //
 // Tolerance: an f32 dot product of length K with inputs in [-1, 1] is off by about sqrt(K)·eps·|terms|,
-// so atol = 4e-6·sqrt(K) (as in test/engine/matmul.test.ts), plus 1e-6 for the f32 erf of GELU
+// so atol = 4e-6·sqrt(K) (as in test/ops/matmul.test.ts), plus 1e-6 for the f32 erf of GELU
 // (|error| < 1.5e-7) and the epilogue's own roundings, and rtol = 1e-5 for outputs far from zero.
 
 import { beforeAll, describe, expect, it } from 'vitest';
+import { matmulCpu, matmulEpilogueCpu, matmulFused } from '../../kernels/matmul.js';
 import {
   defaultMatmulVariant,
   fixedSubgroupSize,
-  matmulCpu,
-  matmulEpilogueCpu,
-  matmulFused,
   matmulPlan,
   type MatmulEpilogue,
   type MatmulKernelConfig,
   type MatmulOptions,
   type MatmulVariantName,
-} from '../../kernels/matmul.js';
-import { type Device, type Tensor } from '../../engine/node.js';
-import { broadcastCpu, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+} from '../../kernels/matmul-plan.js';
+import { isCpuAdapterInfo, type Device, type Tensor } from '../../engine/node.js';
+import { broadcastCpu, expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { matmulKernel } from '../../kernels/matmul-wgsl.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -209,17 +208,18 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
 describe('matmul variant choice', () => {
   it('picks per adapter: subgroup (or register) on a CPU adapter, tiled on a GPU', () => {
     const cpuLike = device.info.architecture === 'software' || /llvmpipe|swiftshader/i.test(device.info.description);
+    expect(device.isCpuAdapter).toBe(isCpuAdapterInfo(device.info));
+    if (cpuLike) expect(device.isCpuAdapter).toBe(true);
     const chosen = defaultMatmulVariant(device);
     if (cpuLike) expect(chosen).toBe(fixedSubgroupSize(device) ? 'subgroup' : 'register');
-    const gpu = {
-      info: { ...device.info, architecture: 'hopper', vendor: 'nvidia', device: 'H100', description: 'NVIDIA H100', isFallbackAdapter: false },
-      gpu: { adapterInfo: { subgroupMinSize: 32, subgroupMaxSize: 32 } },
-    } as unknown as Device;
+    const gpuInfo = { ...device.info, architecture: 'hopper', vendor: 'nvidia', device: 'H100', description: 'NVIDIA H100', isFallbackAdapter: false };
+    expect(isCpuAdapterInfo(gpuInfo)).toBe(false);
+    const gpu = { isCpuAdapter: isCpuAdapterInfo(gpuInfo), subgroups: { minSize: 32, maxSize: 32 } };
     expect(defaultMatmulVariant(gpu)).toBe('tiled');
-    const swiftshader = {
-      info: { ...device.info, architecture: '', vendor: 'google', description: 'SwiftShader Device (Subzero)', features: [] },
-      gpu: {},
-    } as unknown as Device;
+    const swiftshaderInfo = { ...device.info, architecture: '', vendor: 'google', description: 'SwiftShader Device (Subzero)', features: [] };
+    expect(isCpuAdapterInfo(swiftshaderInfo)).toBe(true);
+    // No 'subgroups' feature: the Device reports no subgroup sizes.
+    const swiftshader = { isCpuAdapter: isCpuAdapterInfo(swiftshaderInfo), subgroups: null };
     expect(defaultMatmulVariant(swiftshader)).toBe('register');
   });
 
@@ -249,5 +249,26 @@ describe('matmul variant choice', () => {
     expect(() => matmulFused(a, b, { bias: device.zeros([4]) })).toThrow(/bias \[4\] must be \[5\]/);
     expect(() => matmulFused(a, b, { residual: device.zeros([3, 5]) })).toThrow(/residual/);
     expect(() => matmulFused(a, device.zeros([4, 5]))).toThrow(/inner dimensions differ/);
+  });
+});
+
+describe('matmul kernel configurations compile', () => {
+  // Every variant in every A × B operand layout, with the whole epilogue (bias, GELU, residual,
+  // pre-activation) and with a k tail where the layouts allow one.
+  it.for(VARIANTS)("'%s': every operand layout", { timeout: 600_000 }, async (variant, { skip }) => {
+    const lanes = variant === 'subgroup' ? fixedSubgroupSize(device) : variant === 'tiled' ? 256 : 8;
+    if (!lanes) skip();
+    const base = { variant, lanes: lanes!, bias: true, gelu: true, residual: true, pre: true };
+    const blocking = variant === 'tiled' ? { rows: 64, colVecs: 16 } : { rows: variant === 'subgroup' ? 2 * lanes! : 8, colVecs: 1 };
+    const configs: MatmulKernelConfig[] = [];
+    for (const a of ['k4', 'm4', 'strided'] as const) {
+      for (const b of ['n4', 'k4', 'strided'] as const) {
+        configs.push({ ...base, ...blocking, a, b, kTail: false });
+        if (a !== 'k4' && b !== 'k4') configs.push({ ...base, ...blocking, a, b, kTail: true });
+      }
+    }
+    // 'tiled' ignores the vec4 layouts but for its fill order, and has no k-tail code: fewer distinct sources.
+    const kernels = configs.map(matmulKernel);
+    expect(await expectCompiles(device, kernels)).toBe(variant === 'tiled' ? 4 : configs.length);
   });
 });

@@ -1,7 +1,9 @@
+// The Philox random kernels (kernels/random.ts) against the CPU reference, and both variants compile.
+
 import { beforeAll, describe, expect, it } from 'vitest';
-import { philox4x32Cpu, randomCpu } from '../../kernels/random.js';
+import { philox4x32Cpu, randomCpu, randomKernel } from '../../kernels/random.js';
 import { type Device } from '../../engine/node.js';
-import { expectClose, getDevice } from '../helpers.js';
+import { expectClose, expectCompiles, getDevice } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -63,5 +65,11 @@ describe('random tensors', () => {
     expect(Array.from(d1)).not.toEqual(Array.from(d2));
     device.manualSeed(99);
     expect(Array.from(await device.randn([64]).data())).toEqual(Array.from(d1));
+  });
+});
+
+describe('random kernel variants', () => {
+  it('uniform and normal compile', async () => {
+    expect(await expectCompiles(device, [randomKernel('uniform'), randomKernel('normal')])).toBe(2);
   });
 });

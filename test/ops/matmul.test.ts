@@ -1,7 +1,12 @@
+// matmul and linear (engine/ops/matmul.ts): NumPy semantics of the op (1-D operands, broadcast batch axes,
+// transposed views) against the CPU reference, and their gradient checks. The kernel variants are
+// checked in test/kernels/matmul.test.ts.
+
 import { beforeAll, describe, expect, it } from 'vitest';
 import { matmulCpu } from '../../kernels/matmul.js';
 import { type Device } from '../../engine/node.js';
 import { broadcastCpu, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { gradCheck } from '../gradcheck.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -72,5 +77,52 @@ describe('matmul', () => {
 
   it('rejects mismatched inner dimensions', () => {
     expect(() => device.zeros([3, 4]).matmul(device.zeros([5, 2]))).toThrow(/inner dimensions differ: \[3, 4\] · \[5, 2\]/);
+  });
+});
+
+describe('gradient checks: matmul and linear', () => {
+  const mm = (a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number) => {
+    const c = new Float64Array(batch * m * n);
+    for (let t = 0; t < batch; t++) for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) c[t * m * n + i * n + j] += a[t * m * k + i * k + p] * b[t * k * n + p * n + j];
+    return c;
+  };
+
+  it('2-D', async () => {
+    await gradCheck(device, { name: 'matmul', inputs: [{ shape: [3, 5] }, { shape: [5, 4] }], gpu: ([a, b]) => a.matmul(b), cpu: ([a, b]) => mm(a, b, 1, 3, 5, 4) });
+  });
+
+  it('transposed operands and broadcast batch', async () => {
+    await gradCheck(device, {
+      name: 'matmul-batched',
+      inputs: [{ shape: [2, 5, 3] }, { shape: [4, 5] }],
+      gpu: ([a, b]) => a.transpose().matmul(b.transpose()), // [2, 3, 5] · [5, 4]
+      cpu: ([a, b]) => {
+        const at = new Float64Array(30);
+        for (let t = 0; t < 2; t++) for (let i = 0; i < 3; i++) for (let p = 0; p < 5; p++) at[t * 15 + i * 5 + p] = a[t * 15 + p * 3 + i];
+        const bt = new Float64Array(20);
+        for (let p = 0; p < 5; p++) for (let j = 0; j < 4; j++) bt[p * 4 + j] = b[j * 5 + p];
+        return mm(at, Float64Array.from([...bt, ...bt]), 2, 3, 5, 4);
+      },
+    });
+  });
+
+  it('1-D operands', async () => {
+    await gradCheck(device, { name: 'matvec', inputs: [{ shape: [3, 4] }, { shape: [4] }], gpu: ([a, v]) => a.matmul(v), cpu: ([a, v]) => mm(a, v, 1, 3, 4, 1) });
+  });
+
+  it('linear with bias, GELU and residual', async () => {
+    const { linear } = await import('../../engine/node.js');
+    const { elementwiseCpu } = await import('../../kernels/elementwise.js');
+    await gradCheck(device, {
+      name: 'linear',
+      inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }, { shape: [2, 3, 5] }],
+      gpu: ([x, w, b, r]) => linear(x, w, b, { gelu: true, residual: r }),
+      cpu: ([x, w, b, r]) => {
+        const wt = new Float64Array(20);
+        for (let o = 0; o < 5; o++) for (let i = 0; i < 4; i++) wt[i * 5 + o] = w[o * 4 + i];
+        const y = mm(x, Float64Array.from([...wt, ...wt]), 2, 3, 4, 5).map((v, i) => v + b[i % 5]);
+        return elementwiseCpu('gelu', [y]).map((v, i) => v + r[i]);
+      },
+    });
   });
 });

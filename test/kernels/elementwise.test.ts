@@ -1,7 +1,10 @@
+// The elementwise kernels (kernels/elementwise.ts) against their CPU reference, through the ops:
+// unary and binary math, broadcasting, scalar operands, strided views; and every kernel variant compiles.
+
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ELEMENTWISE_OPS, elementwiseCpu, type ElementwiseOpName } from '../../kernels/elementwise.js';
+import { ELEMENTWISE_OPS, elementwiseCpu, elementwiseKernel, fillKernel, type ElementwiseOpName } from '../../kernels/elementwise.js';
 import { ShapeError, type Device, where } from '../../engine/node.js';
-import { broadcastCpu, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { broadcastCpu, expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -143,5 +146,17 @@ describe('strided inputs', () => {
     const t = device.full([n], 1.5);
     const s = await t.mul(2).sum().item();
     expect(s).toBe(3 * n);
+  });
+});
+
+describe('elementwise kernel variants', () => {
+  it('every op compiles with linear and with strided operands, and fill compiles', async () => {
+    const kernels = [fillKernel()];
+    for (const op of Object.keys(ELEMENTWISE_OPS) as ElementwiseOpName[]) {
+      const n = ELEMENTWISE_OPS[op].inputs;
+      kernels.push(elementwiseKernel(op, 1, true, Array(n).fill(true)));
+      kernels.push(elementwiseKernel(op, 3, false, Array(n).fill(false)));
+    }
+    expect(await expectCompiles(device, kernels)).toBe(kernels.length);
   });
 });

@@ -3,29 +3,22 @@
 // written in the overflow-free form softplus(-x) = log1p(exp(-|x|)) + max(-x, 0). One pass writes each
 // element's weighted loss and its gradient dl/dx = (1 - y) - (1 + (pw - 1)·y)·sigmoid(-x).
 
-import { Params, defineKernel, grid1d, linearIndex, paramsBlock, type Kernel } from './wgsl.js';
+import { Tensor } from '../engine/tensor.js';
+import { contiguousInput } from './elementwise.js';
+import { Params, grid1d, launch, pointwiseKernel, type Kernel } from './wgsl.js';
 
 const WG = 256;
 
 // Params: [n, labels, hasWeight]
 export function bceWithLogitsKernel(): Kernel {
-  return defineKernel('bce:fwd', () => ({
+  return pointwiseKernel({
+    key: 'bce:fwd',
     name: 'bce_with_logits',
+    comment: 'BCE with logits, pos_weight per label, optional per-element weight',
     paramWords: 3,
-    source: `// BCE with logits, pos_weight per label, optional per-element weight
-${paramsBlock(3)}
-@group(0) @binding(1) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dlogits: array<f32>;
-@group(0) @binding(3) var<storage, read> logits: array<f32>;
-@group(0) @binding(4) var<storage, read> targets: array<f32>;
-@group(0) @binding(5) var<storage, read> posWeight: array<f32>;
-@group(0) @binding(6) var<storage, read> weight: array<f32>;
-${linearIndex(WG)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg);
-  if (i >= pu(0u)) { return; }
-  let x = logits[i];
+    buffers: { loss: 'read_write', dlogits: 'read_write', logits: 'read', targets: 'read', posWeight: 'read', weight: 'read' },
+    wg: WG,
+    body: `let x = logits[i];
   let y = targets[i];
   let pw = posWeight[i % pu(1u)];
   let w = select(1.0, weight[i], pu(2u) != 0u);
@@ -36,10 +29,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let softplusNeg = l1p + max(-x, 0.0);
   loss[i] = w * ((1.0 - y) * x + c * softplusNeg);
   let sigNeg = select(t / (1.0 + t), 1.0 / (1.0 + t), x < 0.0); // sigmoid(-x)
-  dlogits[i] = w * ((1.0 - y) - c * sigNeg);
-}
-`,
-  }));
+  dlogits[i] = w * ((1.0 - y) - c * sigNeg);`,
+  });
 }
 
 export function bceParams(n: number, labels: number, hasWeight: boolean): Uint32Array {
@@ -48,6 +39,28 @@ export function bceParams(n: number, labels: number, hasWeight: boolean): Uint32
 
 export function bceWorkgroups(n: number): [number, number] {
   return grid1d(n, WG);
+}
+
+/**
+ * Each element's weighted loss and its gradient dl/dlogits, for logits and targets of one shape,
+ * posWeight [labels] and weight (the logits' shape) or null.
+ */
+export function bceWithLogitsElements(
+  logits: Tensor, targets: Tensor, posWeight: Tensor, weight: Tensor | null,
+): { loss: Tensor; dlogits: Tensor } {
+  const dev = logits.device;
+  const n = logits.size;
+  const labels = posWeight.size;
+  const loss = Tensor.empty(dev, logits.shape);
+  const dlogits = Tensor.empty(dev, logits.shape);
+  if (n > 0) {
+    const [x, y, pw] = [logits, targets, posWeight].map((t) => contiguousInput(t, 'zero'));
+    const w = weight ? contiguousInput(weight, 'zero') : null;
+    // Without a weight the binding still needs a buffer: the kernel reads none of it (params word 2 is 0).
+    launch(bceWithLogitsKernel(), { loss, dlogits, logits: x, targets: y, posWeight: pw, weight: w ?? pw }, bceParams(n, labels, w !== null), bceWorkgroups(n));
+    for (const t of [x, y, pw, w]) t?.dispose();
+  }
+  return { loss, dlogits };
 }
 
 /** CPU reference (f64): mean over all elements of the weighted loss, as torch's reduction='mean'. */

@@ -1,7 +1,10 @@
+// The reduction kernels (kernels/reduce.ts) against their CPU reference, through sum/mean/max/min:
+// both kernel variants, strided views, long rows (two passes); and every variant compiles.
+
 import { beforeAll, describe, expect, it } from 'vitest';
-import { reduceCpu, reduceUsesWorkgroup } from '../../kernels/reduce.js';
+import { reduceCpu, reduceKernel, reduceUsesWorkgroup, type ReduceOpName } from '../../kernels/reduce.js';
 import { ShapeError, type Device } from '../../engine/node.js';
-import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -87,5 +90,17 @@ describe('reductions', () => {
     const t = device.zeros([0, 3]);
     expect(Array.from(await t.sum(0).data())).toEqual([0, 0, 0]);
     expect(Number.isNaN((await t.mean(0).data())[0])).toBe(true);
+  });
+});
+
+describe('reduce kernel variants', () => {
+  it('every op compiles per thread and per workgroup, at the ranks the launcher produces', async () => {
+    const kernels = [];
+    for (const op of ['sum', 'max', 'min'] as ReduceOpName[]) {
+      for (const perWorkgroup of [false, true]) {
+        for (const [kept, red] of [[0, 1], [1, 1], [2, 3], [8, 8]]) kernels.push(reduceKernel(op, kept, red, perWorkgroup));
+      }
+    }
+    expect(await expectCompiles(device, kernels)).toBe(kernels.length);
   });
 });

@@ -1,0 +1,60 @@
+// Which attention kernels run: the variant (invocations per workgroup, rows per invocation, streamed
+// rows per step, subgroup width) per device, and the head dims the generators support. Why the
+// defaults are what they are: kernels/attention.ts.
+
+import type { Device } from '../engine/device.js';
+import { ShapeError } from '../engine/errors.js';
+
+/**
+ * Shape of one attention kernel launch: invocations per workgroup, rows per invocation, streamed rows
+ * per loop step, and the subgroup size the broadcasts assume (0: no subgroup operations).
+ */
+export interface AttentionVariant {
+  wg: number;
+  rows: number;
+  keyBlock: number;
+  subgroup: number;
+}
+
+/** A variant for each kernel. */
+export interface AttentionVariants {
+  forward: AttentionVariant;
+  dq: AttentionVariant;
+  dkv: AttentionVariant;
+}
+
+/** With subgroups at least 8 wide: chosen with bench/lab/attention.lab.ts on lavapipe. */
+export const SUBGROUP_VARIANTS: AttentionVariants = {
+  forward: { wg: 8, rows: 2, keyBlock: 1, subgroup: 8 },
+  dq: { wg: 8, rows: 1, keyBlock: 1, subgroup: 8 },
+  dkv: { wg: 8, rows: 1, keyBlock: 1, subgroup: 8 },
+};
+
+/** Without subgroups (or with subgroups narrower than 8): plain loads, which a GPU's caches broadcast. */
+export const PLAIN_VARIANTS: AttentionVariants = {
+  forward: { wg: 32, rows: 1, keyBlock: 1, subgroup: 0 },
+  dq: { wg: 32, rows: 1, keyBlock: 1, subgroup: 0 },
+  dkv: { wg: 32, rows: 1, keyBlock: 1, subgroup: 0 },
+};
+
+/** The subgroup size every compute subgroup of `device` is guaranteed to have, 0 without subgroups. */
+export function subgroupWidth(device: Pick<Device, 'subgroups'>): number {
+  return device.subgroups?.minSize ?? 0;
+}
+
+/** The variants for `device`: subgroup broadcasts where every subgroup is at least 8 wide. */
+export function defaultVariants(device: Pick<Device, 'subgroups'>): AttentionVariants {
+  return subgroupWidth(device) >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
+}
+
+/** Head dims the kernels are generated for: a multiple of 4, at most 256. */
+export function checkHeadDim(d: number): void {
+  if (!(d > 0 && d % 4 === 0 && d <= 256)) {
+    throw new ShapeError(`attention: head dim ${d} unsupported (a multiple of 4, at most 256)`);
+  }
+}
+
+export function checkVariant(v: AttentionVariant): void {
+  const ok = v.rows >= 1 && v.keyBlock >= 1 && v.wg >= 1 && (v.subgroup === 0 || v.wg % v.subgroup === 0);
+  if (!ok) throw new ShapeError(`attention: invalid kernel variant ${JSON.stringify(v)}`);
+}

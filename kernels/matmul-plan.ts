@@ -1,0 +1,233 @@
+// Which matmul kernel runs: the variant per adapter, the operand layouts per call (from the strides),
+// the blocking, and how batch axes map onto the launch. Everything chosen here goes into the kernel's
+// configuration, and so into its cache key (kernels/matmul-wgsl.ts generates the source from it).
+// Why the variants and layouts are what they are: kernels/matmul.ts.
+
+import type { Device } from '../engine/device.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ShapeError } from '../engine/errors.js';
+import { broadcastShapes, broadcastStrides, collapseDims, shapeStr, sizeOf } from '../engine/shape.js';
+
+export type MatmulVariantName = 'subgroup' | 'register' | 'tiled';
+export type MatmulALayout = 'k4' | 'm4' | 'strided';
+export type MatmulBLayout = 'n4' | 'k4' | 'strided';
+
+/** Every template parameter of a matmul kernel (all of it goes into the cache key). */
+export interface MatmulKernelConfig {
+  variant: MatmulVariantName;
+  /** Output rows per workgroup ('subgroup', 'register'); a multiple of `lanes` for 'subgroup'. */
+  rows: number;
+  /** Groups of 4 columns per invocation ('subgroup', 'register'). */
+  colVecs: number;
+  /** Invocations per workgroup ('subgroup': the subgroup size; 'register': any). */
+  lanes: number;
+  a: MatmulALayout;
+  b: MatmulBLayout;
+  /** K % 4 != 0: blocks of 4 k's clamp k and zero the values past K. */
+  kTail: boolean;
+  bias: boolean;
+  gelu: boolean;
+  residual: boolean;
+  /** Also store the pre-activation value (x·w + bias). */
+  pre: boolean;
+}
+
+export interface MatmulEpilogue {
+  /** Added per output column: a [N] tensor. */
+  bias?: Tensor;
+  /** Exact (erf) GELU after the bias. */
+  gelu?: boolean;
+  /** Added after the activation; its shape must broadcast to the output's. */
+  residual?: Tensor;
+  /** Also return the value before the activation (x·w + bias), as the backward of GELU needs it. */
+  preActivation?: boolean;
+}
+
+/** Overrides for benchmarks and tests; by default everything is chosen per adapter and shape. */
+export interface MatmulOptions {
+  variant?: MatmulVariantName;
+  rows?: number;
+  colVecs?: number;
+  /** Invocations per workgroup of the 'register' variant. */
+  lanes?: number;
+  /** Read both operands with scalar strided loads (disables the vec4 layouts). */
+  forceStrided?: boolean;
+}
+
+/** Strides of one operand, in elements, as the kernel sees them. */
+export interface MatmulOperand {
+  offset: number;
+  batchStride: number;
+  rowStride: number;
+  colStride: number;
+}
+
+
+/** The 'tiled' blocking: TILE×TILE outputs per workgroup of TILE_WG×TILE_WG invocations. */
+export const TILE = 64;
+export const TILE_WG = 16;
+
+// ---- variant choice ----
+
+/** What the variant choice asks of a device (a Device has both; tests pass stand-ins). */
+export type MatmulDeviceCaps = Pick<Device, 'isCpuAdapter' | 'subgroups' | 'name'>;
+
+/** The subgroup size when the device has subgroups of one fixed size the 'subgroup' kernel can use. */
+export function fixedSubgroupSize(device: Pick<Device, 'subgroups'>): number | null {
+  const min = device.subgroups?.minSize;
+  if (!min || min !== device.subgroups?.maxSize || min % 4 !== 0 || min > 64) return null;
+  return min;
+}
+
+/** 'tiled' on GPUs; on CPU adapters 'subgroup' where a fixed subgroup size allows it, else 'register'. */
+export function defaultMatmulVariant(device: Pick<Device, 'isCpuAdapter' | 'subgroups'>): MatmulVariantName {
+  if (!device.isCpuAdapter) return 'tiled';
+  return fixedSubgroupSize(device) ? 'subgroup' : 'register';
+}
+
+/** Layout of A [M, K] from its strides (size-1 axes have stride 0 here). */
+export function aLayout(op: MatmulOperand, k: number): MatmulALayout {
+  const aligned = op.offset % 4 === 0 && op.batchStride % 4 === 0;
+  if (aligned && op.colStride === 1 && k % 4 === 0 && op.rowStride % 4 === 0) return 'k4';
+  if (aligned && op.rowStride === 1 && op.colStride % 4 === 0) return 'm4';
+  return 'strided';
+}
+
+/** Layout of B [K, N] from its strides (size-1 axes have stride 0 here). */
+export function bLayout(op: MatmulOperand, k: number): MatmulBLayout {
+  const aligned = op.offset % 4 === 0 && op.batchStride % 4 === 0;
+  if (aligned && op.colStride === 1 && op.rowStride % 4 === 0) return 'n4';
+  if (aligned && op.rowStride === 1 && k % 4 === 0 && op.colStride % 4 === 0) return 'k4';
+  return 'strided';
+}
+
+/**
+ * Default blocking (see bench/lab/matmul.lab.ts): 'subgroup' 32 rows (S, 2S for a short M, so few
+ * distinct kernels get compiled), 'register' 8 rows (4 for a short M).
+ */
+function defaultRows(variant: MatmulVariantName, m: number, lanes: number): number {
+  if (variant === 'subgroup') {
+    const full = Math.max(lanes, Math.floor(32 / lanes) * lanes);
+    return m <= lanes ? lanes : m <= 2 * lanes ? Math.min(2 * lanes, full) : full;
+  }
+  return m <= 4 ? 4 : 8;
+}
+
+export function matmulConfig(
+  device: MatmulDeviceCaps,
+  m: number,
+  k: number,
+  a: MatmulOperand,
+  b: MatmulOperand,
+  epilogue: { bias: boolean; gelu: boolean; residual: boolean; pre: boolean },
+  options: MatmulOptions = {},
+): MatmulKernelConfig {
+  const variant = options.variant ?? defaultMatmulVariant(device);
+  let lanes = options.lanes ?? 8;
+  if (variant === 'subgroup') {
+    const s = fixedSubgroupSize(device);
+    if (!s) throw new ShapeError(`matmul: the 'subgroup' variant needs a fixed subgroup size (adapter ${device.name})`);
+    lanes = s;
+  }
+  let al = options.forceStrided ? 'strided' : aLayout(a, k);
+  const bl = options.forceStrided ? 'strided' : bLayout(b, k);
+  if (variant === 'tiled') lanes = TILE_WG * TILE_WG;
+  const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant, m, lanes);
+  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? 1;
+  if (variant === 'subgroup' && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
+  if (variant === 'register' && al === 'm4' && rows % 4 !== 0) al = 'strided';
+  const kTail = k % 4 !== 0;
+  return { variant, rows, colVecs, lanes, a: al, b: bl, kTail, ...epilogue };
+}
+
+// ---- launch plan ----
+
+/** Batch stride of `t` (rank >= 2) over `batch` as one number, or null when its batch axes don't flatten. */
+function flatBatchStride(t: Tensor, batch: readonly number[]): number | null {
+  const st = broadcastStrides(t.shape.slice(0, -2), t.strides.slice(0, -2), batch, 'matmul');
+  const c = collapseDims(batch, [st]);
+  if (c.shape.length === 0) return 0;
+  if (c.shape.length === 1) return c.strides[0][0];
+  return null;
+}
+
+/**
+ * How `t` is read: its strides, or (when its batch axes don't flatten to one stride) those of the
+ * contiguous copy the launcher makes. Strides of size-1 axes are 0, which keeps the layout tests simple.
+ */
+function operandOf(t: Tensor, batch: readonly number[]): { op: MatmulOperand; copy: boolean } {
+  const r = t.rank;
+  const rows = t.shape[r - 2];
+  const cols = t.shape[r - 1];
+  const single = sizeOf(batch) === 1;
+  const bs = flatBatchStride(t, batch);
+  if (bs === null) {
+    return { op: { offset: 0, batchStride: single ? 0 : rows * cols, rowStride: rows === 1 ? 0 : cols, colStride: cols === 1 ? 0 : 1 }, copy: true };
+  }
+  return {
+    op: {
+      offset: t.offset,
+      batchStride: single ? 0 : bs,
+      rowStride: rows === 1 ? 0 : t.strides[r - 2],
+      colStride: cols === 1 ? 0 : t.strides[r - 1],
+    },
+    copy: false,
+  };
+}
+
+export interface MatmulLaunchPlan {
+  m: number;
+  k: number;
+  n: number;
+  batch: number[];
+  outShape: number[];
+  /** Rows and batches as the kernel sees them (the batch may be folded into the rows). */
+  rows: number;
+  batches: number;
+  a: { op: MatmulOperand; copy: boolean };
+  b: { op: MatmulOperand; copy: boolean };
+  config: MatmulKernelConfig;
+}
+
+export function planMatmul(a: Tensor, b: Tensor, epilogue: MatmulEpilogue, options: MatmulOptions): MatmulLaunchPlan {
+  a.assertAlive('matmul');
+  b.assertAlive('matmul');
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: operands must have at least two axes, got ${shapeStr(a.shape)} · ${shapeStr(b.shape)}`);
+  if (a.device !== b.device) throw new ShapeError('matmul: operands live on different devices');
+  const [m, k] = a.shape.slice(-2);
+  const [k2, n] = b.shape.slice(-2);
+  if (k !== k2) throw new ShapeError(`matmul: inner dimensions differ: ${shapeStr(a.shape)} · ${shapeStr(b.shape)}`);
+  const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  const outShape = [...batch, m, n];
+  const { bias, residual } = epilogue;
+  if (bias) {
+    bias.assertAlive('matmul bias');
+    if (bias.rank !== 1 || bias.shape[0] !== n) throw new ShapeError(`matmul: bias ${shapeStr(bias.shape)} must be [${n}]`);
+  }
+  if (residual) {
+    residual.assertAlive('matmul residual');
+    if (broadcastShapes(residual.shape, outShape, 'matmul residual').join() !== outShape.join()) {
+      throw new ShapeError(`matmul: residual ${shapeStr(residual.shape)} does not broadcast to the output ${shapeStr(outShape)}`);
+    }
+  }
+  let A = operandOf(a, batch);
+  const B = operandOf(b, batch);
+  let rows = m;
+  let batches = sizeOf(batch);
+  // x [B, T, K] · W [K, N]: when A's rows run on across batches, fold the batch into the rows
+  // ([B·T, K]), so each batch's last block of rows isn't mostly padding (the output is laid out alike).
+  if (batches > 1 && b.rank === 2 && !A.copy && (m === 1 || A.op.batchStride === m * A.op.rowStride)) {
+    A = { op: { ...A.op, rowStride: m === 1 ? A.op.batchStride : A.op.rowStride, batchStride: 0 }, copy: false };
+    rows = batches * m;
+    batches = 1;
+  }
+  const flags = { bias: !!bias, gelu: !!epilogue.gelu, residual: !!residual, pre: !!epilogue.preActivation };
+  const config = matmulConfig(a.device, rows, k, A.op, B.op, flags, options);
+  return { m, k, n, batch, outShape, rows, batches, a: A, b: B, config };
+}
+
+/** The kernel configuration `matmulFused` would use for these arguments (for tests and the lab). */
+export function matmulPlan(a: Tensor, b: Tensor, epilogue: MatmulEpilogue = {}, options: MatmulOptions = {}): MatmulKernelConfig {
+  return planMatmul(a, b, epilogue, options).config;
+}
+

@@ -1,0 +1,282 @@
+// WGSL generators of the matmul kernels, one source per configuration (kernels/matmul-plan.ts picks
+// it): 'subgroup' and 'register' (blockedSource) and 'tiled' (tiledSource), with the epilogue (bias,
+// GELU, residual, pre-activation store) fused into the store. Why they look as they do: kernels/matmul.ts.
+
+import { ERF_WGSL, Params, defineKernel, paramsBlock, storage, type Kernel, type StorageSpec } from './wgsl.js';
+import { TILE, TILE_WG, type MatmulKernelConfig, type MatmulOperand } from './matmul-plan.js';
+
+// Params: [M, N, K, aOffset, aBatch, aRow, aCol, bOffset, bBatch, bRow, bCol, biasOffset, residualOffset]
+const PARAM_WORDS = 13;
+
+const TILE_K = 16;
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The storage buffers of configuration `c`: out, a, b, then bias, residual and pre when used. */
+function buffers(c: MatmulKernelConfig, vec4: boolean): StorageSpec {
+  const ty = (isVec: boolean) => (isVec ? 'vec4<f32>' : 'f32');
+  const spec: StorageSpec = { out: 'read_write', a: ['read', ty(vec4 && c.a !== 'strided')], b: ['read', ty(vec4 && c.b !== 'strided')] };
+  if (c.bias) spec.bias = 'read';
+  if (c.residual) spec.residual = 'read';
+  if (c.pre) spec.pre = 'read_write';
+  return spec;
+}
+
+/** `finish(idx, col, x)`: the epilogue of one output element. */
+function epilogueFn(c: MatmulKernelConfig): string {
+  return `${c.gelu ? ERF_WGSL : ''}
+fn finish(idx: u32, col: u32, x: f32) {
+  var y = x;
+  ${c.bias ? 'y += bias[pu(11u) + col];' : ''}
+  ${c.pre ? 'pre[idx] = y;' : ''}
+  ${c.gelu ? 'y = 0.5 * y * (1.0 + erf_f32(y * 0.7071067811865476));' : ''}
+  ${c.residual ? 'y += residual[pu(12u) + idx];' : ''}
+  out[idx] = y;
+}
+
+/** Stores the 4 columns col..col+3 of one output row that exist. */
+fn finish4(rowBase: u32, col: u32, N: u32, v: vec4<f32>) {
+  for (var c = 0u; c < 4u; c++) {
+    if (col + c < N) { finish(rowBase + col + c, col + c, v[c]); }
+  }
+}`;
+}
+
+const OPERAND_PARAMS = `
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let batch = wid.z;
+  let aBase = pu(3u) + batch * pu(4u); let aRS = pu(5u); let aCS = pu(6u);
+  let bBase = pu(7u) + batch * pu(8u); let bRS = pu(9u); let bCS = pu(10u);
+  let lastRow = M - 1u; let lastCol = N - 1u; let lastK = max(K, 1u) - 1u;`;
+
+/** 'subgroup' and 'register': one workgroup of `lanes` owns `rows` rows; lanes split the columns. */
+function blockedSource(c: MatmulKernelConfig): string {
+  const { rows: R, colVecs: J, lanes: S } = c;
+  const share = c.variant === 'subgroup';
+  const G = share ? R / S : 0; // A loads per k-block in the shared layouts
+  const rowsR = range(R);
+  const colsJ = range(J);
+
+  // Loop-invariant operand indices.
+  const setup: string[] = [];
+  if (c.a === 'k4') {
+    setup.push('let aBase4 = aBase / 4u; let aRS4 = aRS / 4u;');
+    if (share) for (let g = 0; g < G; g++) setup.push(`let aRow${g} = aBase4 + min(row0 + ${g * S}u + lane, lastRow) * aRS4;`);
+    else for (const r of rowsR) setup.push(`let aRow${r} = aBase4 + min(row0 + ${r}u, lastRow) * aRS4;`);
+  } else if (c.a === 'm4') {
+    setup.push('let lastRow4 = lastRow & ~3u;');
+    if (share) {
+      setup.push('let aKl = lane % 4u;');
+      for (let g = 0; g < G; g++) setup.push(`let aRow${g} = aBase + min(row0 + ${g * S}u + (lane / 4u) * 4u, lastRow4);`);
+    } else for (let q = 0; q < R / 4; q++) setup.push(`let aRow${q} = aBase + min(row0 + ${q * 4}u, lastRow4);`);
+  } else {
+    if (share) for (let g = 0; g < G; g++) setup.push(`let aRow${g} = aBase + min(row0 + ${g * S}u + lane, lastRow) * aRS;`);
+    else for (const r of rowsR) setup.push(`let aRow${r} = aBase + min(row0 + ${r}u, lastRow) * aRS;`);
+  }
+  const colOf = (j: number) => `colBase + ${j * S * 4}u`;
+  if (c.b === 'n4') {
+    setup.push('let bBase4 = bBase / 4u; let bRS4 = bRS / 4u; let lastCol4 = lastCol & ~3u;');
+    for (const j of colsJ) setup.push(`let bCol${j} = min(${colOf(j)}, lastCol4) / 4u;`);
+  } else if (c.b === 'k4') {
+    setup.push('let bBase4 = bBase / 4u; let bCS4 = bCS / 4u;');
+    for (const j of colsJ) for (let e = 0; e < 4; e++) setup.push(`let bCol${j}_${e} = bBase4 + min(${colOf(j)} + ${e}u, lastCol) * bCS4;`);
+  } else {
+    for (const j of colsJ) for (let e = 0; e < 4; e++) setup.push(`let bCol${j}_${e} = bBase + min(${colOf(j)} + ${e}u, lastCol) * bCS;`);
+  }
+
+  /** One block of 4 k's starting at k0 (k4 = k0 / 4); `tail` clamps k and zeroes the values past K. */
+  const block = (tail: boolean): string => {
+    const kc = (kk: number) => (tail ? `min(k0 + ${kk}u, lastK)` : `(k0 + ${kk}u)`);
+    const zs = (kk: number, v: string) => (tail ? `select(0.0, ${v}, k0 + ${kk}u < K)` : v);
+    const zv = (kk: number, v: string) => (tail ? `select(vec4<f32>(), ${v}, k0 + ${kk}u < K)` : v);
+    const out: string[] = [];
+    // A values: v{r}_{kk}
+    const av: string[][] = rowsR.map(() => []);
+    if (share) {
+      for (let g = 0; g < G; g++) {
+        if (c.a === 'k4') out.push(`let ag${g} = a[aRow${g} + k4];`);
+        else if (c.a === 'm4') {
+          const kA = tail ? 'min(k0 + aKl, lastK)' : '(k0 + aKl)';
+          const v = `a[(aRow${g} + ${kA} * aCS) / 4u]`;
+          out.push(`let ag${g} = ${tail ? `select(vec4<f32>(), ${v}, k0 + aKl < K)` : v};`);
+        } else out.push(`let ag${g} = vec4<f32>(${range(4).map((kk) => zs(kk, `a[aRow${g} + ${kc(kk)} * aCS]`)).join(', ')});`);
+      }
+      for (const r of rowsR) {
+        const g = Math.floor(r / S);
+        const w = r % S;
+        for (let kk = 0; kk < 4; kk++) {
+          const src = c.a === 'm4' ? `subgroupBroadcast(ag${g}[${w % 4}], ${Math.floor(w / 4) * 4 + kk}u)` : `subgroupBroadcast(ag${g}[${kk}], ${w}u)`;
+          out.push(`let v${r}_${kk} = ${src};`);
+          av[r][kk] = `v${r}_${kk}`;
+        }
+      }
+    } else if (c.a === 'k4') {
+      for (const r of rowsR) {
+        out.push(`let ar${r} = a[aRow${r} + k4];`);
+        for (let kk = 0; kk < 4; kk++) av[r][kk] = `ar${r}[${kk}]`;
+      }
+    } else if (c.a === 'm4') {
+      for (let q = 0; q < R / 4; q++) {
+        for (let kk = 0; kk < 4; kk++) {
+          out.push(`let ar${q}_${kk} = ${zv(kk, `a[(aRow${q} + ${kc(kk)} * aCS) / 4u]`)};`);
+          for (let e = 0; e < 4; e++) av[q * 4 + e][kk] = `ar${q}_${kk}[${e}]`;
+        }
+      }
+    } else {
+      for (const r of rowsR) {
+        for (let kk = 0; kk < 4; kk++) {
+          out.push(`let ar${r}_${kk} = ${zs(kk, `a[aRow${r} + ${kc(kk)} * aCS]`)};`);
+          av[r][kk] = `ar${r}_${kk}`;
+        }
+      }
+    }
+    // B values: b{kk}_{j} = vec4 of the 4 columns of group j at k0 + kk
+    for (const j of colsJ) {
+      if (c.b === 'n4') {
+        for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = ${zv(kk, `b[bBase4 + ${kc(kk)} * bRS4 + bCol${j}]`)};`);
+      } else if (c.b === 'k4') {
+        for (let e = 0; e < 4; e++) out.push(`let bt${j}_${e} = b[bCol${j}_${e} + k4];`);
+        for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = vec4<f32>(bt${j}_0[${kk}], bt${j}_1[${kk}], bt${j}_2[${kk}], bt${j}_3[${kk}]);`);
+      } else {
+        for (let kk = 0; kk < 4; kk++) {
+          out.push(`let b${kk}_${j} = ${zv(kk, `vec4<f32>(${range(4).map((e) => `b[bCol${j}_${e} + ${kc(kk)} * bRS]`).join(', ')})`)};`);
+        }
+      }
+    }
+    // One masked accumulator update per block (lavapipe blends every loop-carried write with the
+    // execution mask, so summing the 4 products first saves 3 blends per accumulator).
+    for (const r of rowsR) {
+      for (const j of colsJ) {
+        out.push(`acc${r}_${j} += ${range(4).map((kk) => `${av[r][kk]} * b${kk}_${j}`).join(' + ')};`);
+      }
+    }
+    return out.join('\n    ');
+  };
+
+  return `${share ? 'enable subgroups;\n' : ''}// matmul '${c.variant}': ${R} rows × ${J * 4 * S} cols per workgroup of ${S}, A ${c.a}, B ${c.b}
+${paramsBlock(PARAM_WORDS)}
+${storage(buffers(c, true)).wgsl}
+${epilogueFn(c)}
+
+@compute @workgroup_size(${S})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${share ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
+  ${OPERAND_PARAMS}
+  let lane = ${share ? 'sl' : 'li'};
+  let row0 = wid.y * ${R}u;
+  let colBase = (wid.x * ${J * S}u + lane) * 4u;
+  ${setup.join('\n  ')}
+  ${rowsR.flatMap((r) => colsJ.map((j) => `var acc${r}_${j} = vec4<f32>();`)).join('\n  ')}
+  // With K % 4 != 0 every block clamps k and zeroes the values past K (cheaper to compile than a
+  // separate copy of the block for the tail, and the loads dominate the run time anyway).
+  let K4 = ${c.kTail ? '(K + 3u) / 4u' : 'K / 4u'};
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let k0 = k4 * 4u;
+    ${block(c.kTail)}
+  }
+  // Epilogue through a local array, so the store code is one loop rather than ${R * J} unrolled copies.
+  var tile: array<vec4<f32>, ${R * J}>;
+  ${rowsR.flatMap((r) => colsJ.map((j) => `tile[${r * J + j}] = acc${r}_${j};`)).join('\n  ')}
+  // A trip count only known at run time keeps the compiler from unrolling this loop back.
+  let tEnd = min(${R}u, M - row0) * ${J}u;
+  for (var t = 0u; t < tEnd; t++) {
+    finish4((batch * M + row0 + t / ${J}u) * N, colBase + (t % ${J}u) * ${S * 4}u, N, tile[t]);
+  }
+}
+`;
+}
+
+/** 'tiled': 64×64 output tiles staged through workgroup memory, 16×16 invocations of 4×4 outputs. */
+function tiledSource(c: MatmulKernelConfig): string {
+  const T = TILE;
+  const BK = TILE_K;
+  const W = TILE_WG;
+  const per = (T * BK) / (W * W);
+  // Fill order: consecutive invocations read consecutive addresses of a contiguous operand.
+  const aFill = c.a === 'k4' ? `let kk = e % ${BK}u; let m = e / ${BK}u;` : `let m = e % ${T}u; let kk = e / ${T}u;`;
+  const bFill = c.b === 'k4' ? `let kk = e % ${BK}u; let n = e / ${BK}u;` : `let n = e % ${T}u; let kk = e / ${T}u;`;
+  return `// matmul 'tiled': ${T}×${T} tiles, k-steps of ${BK}, ${W}×${W} invocations of 4×4 outputs
+${paramsBlock(PARAM_WORDS)}
+${storage(buffers(c, false)).wgsl}
+${epilogueFn(c)}
+
+// [k][m / 4] and [k][n / 4]: one vec4 read gives an invocation its 4 rows (columns) at one k.
+var<workgroup> tileA: array<vec4<f32>, ${(T * BK) / 4}>;
+var<workgroup> tileB: array<vec4<f32>, ${(T * BK) / 4}>;
+
+@compute @workgroup_size(${W}, ${W})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  ${OPERAND_PARAMS}
+  let row0 = wid.y * ${T}u;
+  let col0 = wid.x * ${T}u;
+  var acc0 = vec4<f32>(); var acc1 = vec4<f32>(); var acc2 = vec4<f32>(); var acc3 = vec4<f32>();
+  for (var kt = 0u; kt < K; kt += ${BK}u) {
+    for (var i = 0u; i < ${per}u; i++) {
+      let e = li + i * ${W * W}u;
+      {
+        ${aFill}
+        let gr = row0 + m; let gk = kt + kk;
+        var v = 0.0;
+        if (gr < M && gk < K) { v = a[aBase + gr * aRS + gk * aCS]; }
+        tileA[kk * ${T / 4}u + m / 4u][m % 4u] = v;
+      }
+      {
+        ${bFill}
+        let gc = col0 + n; let gk = kt + kk;
+        var v = 0.0;
+        if (gc < N && gk < K) { v = b[bBase + gk * bRS + gc * bCS]; }
+        tileB[kk * ${T / 4}u + n / 4u][n % 4u] = v;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      let av = tileA[kk * ${T / 4}u + lid.y];
+      let bv = tileB[kk * ${T / 4}u + lid.x];
+      acc0 += av.x * bv; acc1 += av.y * bv; acc2 += av.z * bv; acc3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let col = col0 + lid.x * 4u;
+  let r = row0 + lid.y * 4u;
+  if (r < M) { finish4((batch * M + r) * N, col, N, acc0); }
+  if (r + 1u < M) { finish4((batch * M + r + 1u) * N, col, N, acc1); }
+  if (r + 2u < M) { finish4((batch * M + r + 2u) * N, col, N, acc2); }
+  if (r + 3u < M) { finish4((batch * M + r + 3u) * N, col, N, acc3); }
+}
+`;
+}
+
+export function matmulKernelKey(c: MatmulKernelConfig): string {
+  const flags = `${c.bias ? 'b' : ''}${c.gelu ? 'g' : ''}${c.residual ? 'r' : ''}${c.pre ? 'p' : ''}`;
+  return `matmul:${c.variant}:${c.rows}x${c.colVecs}x${c.lanes}:a-${c.a}:b-${c.b}:${c.kTail ? 'tail' : 'k4'}:${flags}`;
+}
+
+export function matmulKernel(c: MatmulKernelConfig): Kernel {
+  return defineKernel(matmulKernelKey(c), () => ({
+    name: matmulKernelKey(c),
+    source: c.variant === 'tiled' ? tiledSource(c) : blockedSource(c),
+    paramWords: PARAM_WORDS,
+    bindings: storage(buffers(c, c.variant !== 'tiled')).names,
+  }));
+}
+
+export function matmulParams(
+  m: number,
+  n: number,
+  k: number,
+  a: MatmulOperand,
+  b: MatmulOperand,
+  biasOffset = 0,
+  residualOffset = 0,
+): Uint32Array {
+  return new Params()
+    .u32(m, n, k)
+    .u32(a.offset, a.batchStride, a.rowStride, a.colStride)
+    .u32(b.offset, b.batchStride, b.rowStride, b.colStride)
+    .u32(biasOffset, residualOffset)
+    .toArray();
+}
+
+export function matmulWorkgroups(c: MatmulKernelConfig, m: number, n: number, batch: number): [number, number, number] {
+  if (c.variant === 'tiled') return [Math.ceil(n / TILE), Math.ceil(m / TILE), batch];
+  return [Math.ceil(n / (4 * c.colVecs * c.lanes)), Math.ceil(m / c.rows), batch];
+}

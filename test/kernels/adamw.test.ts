@@ -1,0 +1,43 @@
+// The AdamW kernel (kernels/adamw.ts) and gradient clipping against the CPU reference, and the kernel compiles.
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adamwCpu, adamwKernel } from '../../kernels/adamw.js';
+import { AdamW, gradNormScale, type Device } from '../../engine/node.js';
+import { expectClose, expectCompiles, getDevice, seededValues } from '../helpers.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await getDevice();
+});
+
+describe('AdamW and gradient clipping', () => {
+  it('three steps match the CPU reference, with weight decay and a clipping scale', async () => {
+    const shape = [5, 7];
+    const p0 = seededValues(35, 8);
+    const p = device.tensor(p0, shape).requireGrad();
+    const hyper = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05 };
+    const opt = new AdamW([p], hyper);
+    const ref = Float64Array.from(p0);
+    const m = new Float64Array(35);
+    const v = new Float64Array(35);
+    for (let step = 1; step <= 3; step++) {
+      const gvals = seededValues(35, 100 + step, -2, 2);
+      p.setGrad(device.tensor(gvals, shape));
+      const { norm, scale } = gradNormScale([p], 1.5);
+      const normCpu = Math.sqrt(gvals.reduce((s, g) => s + g * g, 0));
+      expectClose([await norm.item()], [normCpu], { atol: 0, rtol: 1e-5 });
+      const clip = Math.min(1, 1.5 / (normCpu + 1e-6));
+      opt.step({ gradScale: scale });
+      adamwCpu(ref, gvals, m, v, hyper, step, clip);
+      p.zeroGrad();
+    }
+    // f32 state over 3 steps: ~1e-6 relative on the update.
+    expectClose(await p.data(), ref, { atol: 1e-6, rtol: 1e-5 });
+  });
+});
+
+describe('AdamW kernel variants', () => {
+  it('the kernel compiles', async () => {
+    expect(await expectCompiles(device, [adamwKernel()])).toBe(1);
+  });
+});

@@ -1,4 +1,0 @@
-declare module 'wgsl-preprocessor/wgsl-preprocessor.js' {
-  /** Template tag resolving `#if ${cond}` / `#elif ${cond}` / `#else` / `#endif` blocks. */
-  export function wgsl(strings: TemplateStringsArray, ...values: unknown[]): string;
-}
