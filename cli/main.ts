@@ -9,6 +9,7 @@ import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerConvert } from './convert.js';
+import { registerMergeLora } from './merge-lora.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +25,7 @@ registerEmbed(program);
 registerTrain(program);
 registerEvaluate(program);
 registerConvert(program);
+registerMergeLora(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);
