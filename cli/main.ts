@@ -10,6 +10,7 @@ import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerConvert } from './convert.js';
 import { registerMergeLora } from './merge-lora.js';
+import { registerFeatures } from './features.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,6 +27,7 @@ registerTrain(program);
 registerEvaluate(program);
 registerConvert(program);
 registerMergeLora(program);
+registerFeatures(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

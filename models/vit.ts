@@ -117,6 +117,8 @@ export interface VitOutput {
   embedding: Tensor;
   /** Head output [B, labels], or null without a head. */
   logits: Tensor | null;
+  /** Every final-norm token [B, 1 + registers + patches, D] (features: the patch-token mean). */
+  tokens: Tensor;
 }
 
 export class VisionTransformer {
@@ -262,7 +264,7 @@ export class VisionTransformer {
     const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
     const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
     const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
-    return { embedding, logits };
+    return { embedding, logits, tokens: normed };
   }
 
   /** y = x·Wᵀ + b of the linear layer `name` (`blocks.0.attn.qkv`), through the adapters when set. */

@@ -20,6 +20,8 @@ import { anchorData, checkImages, locateData, readList, splitDigest, splitLoader
 import { lockRun, removeStaleTemps } from './lock-node.js';
 import { reconcileResume } from './resume.js';
 import { runFiles } from './run-dir-node.js';
+import { featureSource, featureSources, featuresDir } from './features-node.js';
+import type { BatchSource } from '../datasets/batch.js';
 import { baseReference, checkModelOptions, initModel, openLoraCheckpoint, type BaseReference } from './model-file-node.js';
 
 export { checkModelOptions, initModel };
@@ -187,6 +189,15 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
       const loraSave = lora ? { adapters: lora, base: base as unknown as Record<string, unknown> } : undefined;
       const trainLoader = splitLoader(train, config.data, listed!.imageRoot, config.model.imageSize, t.batchSize, pool, t);
       const validLoader = splitLoader(valid, config.data, listed!.imageRoot, config.model.imageSize, t.batchSize, pool, null);
+      let sources: { train: BatchSource; valid: BatchSource } = { train: trainLoader, valid: validLoader };
+      const cached = t.freezeBackbone ? featuresDir(t.features, runDir) : null;
+      if (cached) {
+        // A linear probe: the frozen backbone's embeddings, extracted once (or made by `vitgpu features`).
+        const key = { source: featureSource(await baseReference(config.model, t.seed)), imageSize: config.model.imageSize, normalize: config.data.normalize, filter: config.data.filter };
+        sources = await featureSources(model, { train, valid }, {
+          dir: cached, auto: !t.features || t.features === 'auto', key, labels, data: config.data, imageRoot: listed!.imageRoot, train: t, pool, info: reporter.info,
+        });
+      }
       const state = resumed?.state ?? initialState();
       if (resumed) {
         // The log may hold an epoch the checkpoint does not (killed between the two): rewrite it from the checkpoint.
@@ -194,7 +205,7 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
       }
       let saved = resumed ? `epoch ${state.epoch}${state.batch ? `, batch ${state.batch} of epoch ${state.epoch + 1}` : ''}` : null;
       try {
-        const final = await trainer.run(trainLoader, validLoader, state, {
+        const final = await trainer.run(sources.train, sources.valid, state, {
           onStep: (info) => reporter.step?.(info),
           onEpoch: (record) => reporter.epochEnd?.(record),
           saveCheckpoint: async (st, optimizer, best, midEpoch) => {
