@@ -93,6 +93,7 @@ export function registerTrain(program: Command): void {
         if (!t.lora.rank) throw new VitgpuError('--lora-alpha, --lora-dropout and --lora-targets go with --lora-rank R');
         if (t.freezeBackbone) throw new VitgpuError('--lora-rank and --freeze-backbone exclude each other (LoRA already freezes the backbone and trains adapters with the head)');
       }
+      if (!f.resume && given.includes('--features') && !t.freezeBackbone) throw new VitgpuError('--features goes with --freeze-backbone (cached embeddings serve a probe that trains the head only)');
       if (!f.resume && t.freezeBackbone && t.augment) {
         // The probe learns from fixed embeddings, which augmentation would change every epoch.
         t.augment = false;
