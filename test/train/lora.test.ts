@@ -108,12 +108,12 @@ describe('train --lora-rank', () => {
     const ra = await vitgpu([...args, '--out', a]);
     expect(ra.code, ra.stderr).toBe(0);
     const child = spawn(process.execPath, [BIN, ...args, '--checkpoint-steps', '1', '--out', c], { stdio: 'ignore' });
+    // Resolved when the process is gone (a kill is only delivered, not finished, when kill() returns).
     await new Promise<void>((resolveWait, reject) => {
       const timer = setInterval(() => {
         if (existsSync(join(c, 'last', 'checkpoint.safetensors'))) {
           child.kill('SIGKILL');
           clearInterval(timer);
-          resolveWait();
         }
       }, 10);
       child.on('exit', () => {
