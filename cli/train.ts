@@ -6,7 +6,7 @@ import { PRESETS } from '../models/vit.js';
 import { trainRun, type RunConfig } from '../train/run-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
-import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
 import { consoleReporter } from './progress.js';
 
 interface TrainFlags extends DeviceFlags, DataFlags {
@@ -31,6 +31,9 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   resume?: boolean;
   checkpointMinutes: string;
   checkpointSteps: string;
+  trainFraction: string;
+  subsetSeed?: string;
+  minPositives: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -57,6 +60,9 @@ export function registerTrain(program: Command): void {
     .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
     .option('--checkpoint-minutes <n>', 'also checkpoint inside epochs this often (0: once per epoch)', '30')
     .option('--checkpoint-steps <n>', 'also checkpoint inside epochs every N optimizer steps (0: off)', '0')
+    .option('--train-fraction <f>', 'train on this fraction (0, 1] of the training split: stratified, nested across fractions of one subset seed', '1')
+    .option('--subset-seed <n>', 'seed of the training subset (default: --seed)')
+    .option('--min-positives <n>', 'positives every label keeps in the training subset, where the split has them', '1')
     .option('--resume', 'continue the run in --out from its last checkpoint');
   withDeviceOptions(withDataOptions(cmd, false)).action(
     action(async (f: TrainFlags) => {
@@ -91,6 +97,9 @@ export function registerTrain(program: Command): void {
             rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
             checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
             checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
+            trainFraction: fraction(f.trainFraction, '--train-fraction')!,
+            subsetSeed: nonNegativeInt(f.subsetSeed, '--subset-seed'),
+            minPositives: nonNegativeInt(f.minPositives, '--min-positives')!,
           },
         };
       }

@@ -22,6 +22,7 @@ import type { RotateInterpolation } from '../datasets/augment.js';
 import type { Split } from '../datasets/dataset.js';
 import { initialState, Trainer, type Batch, type BatchSource, type EpochRecord, type TrainSettings, type TrainState } from './trainer.js';
 import { loadTrainCheckpoint, saveTrainCheckpoint } from './checkpoint-node.js';
+import { describeTooFew, withTrainSubset } from '../datasets/subset.js';
 
 export interface DataOptions {
   /** Master-list CSV. */
@@ -71,6 +72,12 @@ export interface TrainOptions {
   checkpointMinutes?: number;
   /** ... or every this many optimizer steps (0: off). */
   checkpointSteps?: number;
+  /** Train on this fraction of the training split (datasets/subset.ts; default 1: all of it). */
+  trainFraction?: number;
+  /** Seed of the subset (default: `seed`); one seed's subsets are nested. */
+  subsetSeed?: number;
+  /** Positives each label keeps in the subset where the split has them (default 1). */
+  minPositives?: number;
 }
 
 export interface RunConfig {
@@ -202,6 +209,18 @@ export async function trainRun(device: Device, runDir: string, config: RunConfig
   try {
     const data = await openData(config.data, config.model.imageSize, reporter, undefined, pool);
     const labels = data.list.labelNames;
+    if (t.trainFraction !== undefined && t.trainFraction < 1) {
+      // Before pos_weight: the loss weighs the labels as the subset, not the full split, has them.
+      const subsetSeed = t.subsetSeed ?? t.seed;
+      const full = splitSamples(data.samples, 'train').length;
+      const { samples, subset } = withTrainSubset(data.samples, labels, { fraction: t.trainFraction, seed: subsetSeed, minPositives: t.minPositives });
+      data.samples = samples;
+      reporter.info(`training subset: ${subset.samples.length} of ${full} training rows (fraction ${t.trainFraction}, subset seed ${subsetSeed}` +
+        `${subset.added ? `; ${subset.added} added so that every label keeps positives` : ''})`);
+      if (subset.tooFew.length) reporter.info(`warning: too few positives in the training subset: ${describeTooFew(subset.tooFew)}`);
+      const record = { fraction: t.trainFraction, seed: subsetSeed, images: subset.samples.length, of: full, target: subset.target, added: subset.added, positives: subset.counts, tooFew: subset.tooFew.map((c) => c.label) };
+      if (!resumed) await writeFile(join(runDir, 'subset.json'), `${JSON.stringify(record, null, 2)}\n`);
+    }
     const posWeight = Array.from(positiveWeights(data.samples, labels));
     const train = splitSamples(data.samples, 'train');
     const valid = splitSamples(data.samples, 'valid');
