@@ -8,6 +8,8 @@ import { registerInspect } from './inspect.js';
 import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerStudy } from './study.js';
+import { registerWorker } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,6 +24,8 @@ registerInspect(program);
 registerEmbed(program);
 registerTrain(program);
 registerEvaluate(program);
+registerStudy(program);
+registerWorker(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);
