@@ -15,7 +15,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 import { VitgpuError } from '../engine/errors.js';
 import { expandGrid, type GridRun, type ResolvedPlan } from './grid.js';
 import { executeRun, isRunDone, RunInputError, type Progress } from './execute-node.js';
@@ -27,8 +28,8 @@ export interface RunJob {
   runId: string;
 }
 
-/** BullMQ connection options from redis://[user:password@]host:port[/db]. */
-export function redisConnection(url: string): ConnectionOptions {
+/** Redis client options from redis://[user:password@]host:port[/db]. */
+export function redisOptions(url: string): RedisOptions {
   let u: URL;
   try {
     u = new URL(url);
@@ -50,6 +51,13 @@ export function redisConnection(url: string): ConnectionOptions {
   };
 }
 
+/** A client for BullMQ (which, in an ES module, takes a constructed client rather than options). */
+export function redisClient(url: string): Redis {
+  const client = new Redis(redisOptions(url));
+  client.on('error', () => {}); // reported through the Queue or Worker that uses it
+  return client;
+}
+
 export function jobId(studyDir: string, runId: string): string {
   return `${createHash('sha1').update(resolve(studyDir)).digest('hex').slice(0, 12)}.${runId}`;
 }
@@ -60,7 +68,8 @@ export interface QueueOptions {
 }
 
 async function withQueue<T>(q: QueueOptions, body: (queue: Queue) => Promise<T>): Promise<T> {
-  const queue = new Queue(q.name ?? DEFAULT_QUEUE_NAME, { connection: redisConnection(q.url) });
+  const client = redisClient(q.url);
+  const queue = new Queue(q.name ?? DEFAULT_QUEUE_NAME, { connection: client });
   queue.on('error', () => {});
   try {
     await queue.waitUntilReady().catch((err: Error) => {
@@ -68,7 +77,8 @@ async function withQueue<T>(q: QueueOptions, body: (queue: Queue) => Promise<T>)
     });
     return await body(queue);
   } finally {
-    await queue.close();
+    await queue.close().catch(() => {});
+    client.disconnect();
   }
 }
 
@@ -144,6 +154,7 @@ export async function startWorker(o: WorkerOptions): Promise<{ id: string; stop:
   const id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}${o.adapter ? `:${o.adapter}` : ''}`;
   const log = o.log ?? ((m: string) => console.error(`[worker ${id}] ${m}`));
   const lockMs = o.lockMs ?? 30_000;
+  const client = redisClient(o.url);
   const worker = new Worker<RunJob>(
     o.name ?? DEFAULT_QUEUE_NAME,
     async (job: Job<RunJob>) => {
@@ -164,7 +175,7 @@ export async function startWorker(o: WorkerOptions): Promise<{ id: string; stop:
         throw err;
       }
     },
-    { connection: redisConnection(o.url), concurrency: o.concurrency ?? 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5 },
+    { connection: client, concurrency: o.concurrency ?? 1, lockDuration: lockMs, stalledInterval: lockMs, maxStalledCount: 5 },
   );
   worker.on('error', (err) => log(`queue: ${err.message}`));
   await worker.waitUntilReady().catch((err: Error) => {
@@ -172,5 +183,11 @@ export async function startWorker(o: WorkerOptions): Promise<{ id: string; stop:
   });
   log(`waiting for runs on ${o.url} (queue ${o.name ?? DEFAULT_QUEUE_NAME}, concurrency ${o.concurrency ?? 1})`);
   // Forced: a running child dies with this process (guard-node.ts) and its run resumes elsewhere.
-  return { id, stop: () => worker.close(true) };
+  return {
+    id,
+    stop: async () => {
+      await worker.close(true);
+      client.disconnect();
+    },
+  };
 }
