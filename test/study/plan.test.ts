@@ -3,7 +3,7 @@
 // with the guard that stops a child writing a run it no longer holds.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,12 @@ describe('plan and grid', () => {
     expect(sharedLabels(['Cardiomegaly', 'Pleural Effusion', 'Hernia'], ['pleural_effusion', 'cardiomegaly'])).toEqual([
       { train: 'Cardiomegaly', test: 'cardiomegaly' }, { train: 'Pleural Effusion', test: 'pleural_effusion' },
     ]);
+  });
+
+  it('examples/study.yaml is a valid plan', () => {
+    const plan = parsePlan(readFileSync(new URL('../../examples/study.yaml', import.meta.url), 'utf8'), 'examples/study.yaml');
+    expect(expandGrid(plan)).toHaveLength(24);
+    expect(plan.inits.map((i) => i.kind)).toEqual(['random', 'run']);
   });
 
   it('names the key and line of a parse-time error', () => {
