@@ -63,7 +63,13 @@ export function registerStudy(program: Command): void {
     .option('--json', 'print the rows as JSON')
     .action(action(async (dir: string, f: { queue?: string; queueName?: string; json?: boolean }) => {
       const plan = await readResolvedPlan(resolve(dir));
-      const rows = await studyStatus(resolve(dir), plan, await studyQueue(resolve(dir), f.queue, f.queueName));
+      const queue = await studyQueue(resolve(dir), f.queue, f.queueName);
+      const rows = await studyStatus(resolve(dir), plan, queue).catch(async (err: Error) => {
+        if (!queue || f.queue) throw err;
+        // The queue the study was run with is gone (Redis stopped): the directory still tells most.
+        console.error(`vitgpu: ${err.message}; showing the study directory only`);
+        return studyStatus(resolve(dir), plan, undefined);
+      });
       console.log(f.json ? JSON.stringify(rows, null, 2) : statusTable(rows));
     }));
 
