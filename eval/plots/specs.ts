@@ -61,6 +61,10 @@ export interface RocFigurePanel {
   models: RocModelCurve[];
 }
 
+const AUC_FONT = 10;
+const LINE0 = 0.04;
+const LINE = 0.085;
+
 const f3 = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
 /** "Cardiomegaly (n = 120, 31 positive)". */
@@ -72,10 +76,12 @@ export function rocSpec(panels: readonly RocFigurePanel[], opts: { title?: strin
   if (panels.length === 0) throw new Error('rocSpec: no panel to draw');
   const models: string[] = [];
   for (const p of panels) for (const m of p.models) if (!models.includes(m.name)) models.push(m.name);
+  const size = opts.size ?? 240;
   const rows: Record<string, unknown>[] = [];
   for (const p of panels) {
     const panel = rocPanelTitle(p);
     rows.push({ panel, kind: 'chance', x: 0, y: 0 }, { panel, kind: 'chance', x: 1, y: 1 });
+    const texts: string[] = [];
     p.models.forEach((m, rank) => {
       if (m.fpr.length !== m.tpr.length) throw new Error(`rocSpec: model "${m.name}" in panel "${p.label}" has ${m.fpr.length} fpr and ${m.tpr.length} tpr values`);
       m.fpr.forEach((x, k) => {
@@ -84,21 +90,31 @@ export function rocSpec(panels: readonly RocFigurePanel[], opts: { title?: strin
       });
       m.band?.fpr.forEach((x, k) => rows.push({ panel, kind: 'band', model: m.name, x, lo: m.band!.lo[k], hi: m.band!.hi[k] }));
       const ci = m.aucLo !== undefined && m.aucHi !== undefined ? ` (${f3(m.aucLo)}–${f3(m.aucHi)})` : '';
-      // AUC lines stack up from the panel's lower right, the first model on top.
-      rows.push({ panel, kind: 'auc', model: m.name, x: 0.97, y: 0.04 + 0.085 * (p.models.length - 1 - rank), text: `AUC ${f3(m.auc)}${ci}` });
+      const text = `${models.length > 1 ? `${m.name} ` : ''}${f3(m.auc)}${ci}`;
+      texts.push(text);
+      // AUC lines stack up from the panel's lower right under their heading, the first model on top.
+      rows.push({ panel, kind: 'auc', model: m.name, x: 0.97, y: LINE0 + LINE * (p.models.length - 1 - rank), text });
     });
+    const heading = p.models.some((m) => m.aucLo !== undefined) ? 'AUC (95% CI)' : 'AUC';
+    texts.push(heading);
+    rows.push({ panel, kind: 'heading', x: 0.97, y: LINE0 + LINE * p.models.length, text: heading });
+    // A white box under the AUC lines keeps them legible over curves and bands (0.66 em per character
+    // covers DejaVu Sans digits and letters).
+    const width = (Math.max(...texts.map((t) => t.length)) * AUC_FONT * 0.64 + 10) / size;
+    rows.push({ panel, kind: 'box', x: Math.max(0.02, 0.985 - width), x2: 0.985, y: 0.015, y2: LINE0 + LINE * p.models.length + 0.07 });
   }
   const unit = { type: 'quantitative' as const, scale: { domain: [0, 1], nice: false } };
-  const color = { field: 'model', type: 'nominal' as const, scale: colorScale(models), legend: { title: models.length > 1 ? 'Model' : null, orient: 'bottom' as const, direction: 'horizontal' as const, symbolType: 'stroke' } };
-  const unlabelled = { ...color, legend: null };
+  const color = { field: 'model', type: 'nominal' as const, scale: colorScale(models), legend: { title: models.length > 1 ? 'Model' : null, orient: 'bottom' as const, direction: 'horizontal' as const, symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 3 } };
+  // Bands and AUC lines take their color through `fill`, a channel of its own: only the curves make
+  // the legend, so its symbols are lines in full color.
+  const fill = { field: 'model', type: 'nominal' as const, scale: colorScale(models), legend: color.legend };
   const only = (kind: string) => ({ filter: `datum.kind === '${kind}'` });
-  const size = opts.size ?? 210;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     ...(opts.title ? { title: opts.title } : {}),
     data: { values: rows },
     facet: { field: 'panel', type: 'nominal', sort: panels.map(rocPanelTitle), header: { title: null } },
-    columns: opts.columns ?? Math.min(4, Math.ceil(Math.sqrt(panels.length))),
+    columns: opts.columns ?? (panels.length <= 4 ? panels.length : Math.min(4, Math.ceil(Math.sqrt(panels.length)))),
     spacing: { row: 18, column: 22 },
     spec: {
       width: size,
@@ -107,7 +123,7 @@ export function rocSpec(panels: readonly RocFigurePanel[], opts: { title?: strin
         {
           transform: [only('band')],
           mark: { type: 'area', opacity: 0.18 },
-          encoding: { x: { field: 'x', ...unit, title: '1 − Specificity' }, y: { field: 'lo', ...unit, title: 'Sensitivity' }, y2: { field: 'hi' }, color: unlabelled },
+          encoding: { x: { field: 'x', ...unit, title: '1 − Specificity' }, y: { field: 'lo', ...unit, title: 'Sensitivity' }, y2: { field: 'hi' }, fill },
         },
         {
           transform: [only('chance')],
@@ -120,13 +136,24 @@ export function rocSpec(panels: readonly RocFigurePanel[], opts: { title?: strin
           encoding: { x: { field: 'x', ...unit }, y: { field: 'y', ...unit }, color, order: { field: 'order', type: 'quantitative' } },
         },
         {
+          transform: [only('box')],
+          mark: { type: 'rect', fill: 'white', fillOpacity: 0.88, stroke: '#d0d0d0', strokeWidth: 0.6, cornerRadius: 2 },
+          encoding: { x: { field: 'x', ...unit }, x2: { field: 'x2' }, y: { field: 'y', ...unit }, y2: { field: 'y2' } },
+        },
+        {
           transform: [only('auc')],
-          mark: { type: 'text', align: 'right', baseline: 'bottom', fontSize: 10.5 },
-          encoding: { x: { field: 'x', ...unit }, y: { field: 'y', ...unit }, text: { field: 'text' }, color: unlabelled },
+          mark: { type: 'text', align: 'right', baseline: 'bottom', fontSize: AUC_FONT },
+          encoding: { x: { field: 'x', ...unit }, y: { field: 'y', ...unit }, text: { field: 'text' }, fill },
+        },
+        {
+          transform: [only('heading')],
+          mark: { type: 'text', align: 'right', baseline: 'bottom', fontSize: AUC_FONT, fontWeight: 'bold', color: INK },
+          encoding: { x: { field: 'x', ...unit }, y: { field: 'y', ...unit }, text: { field: 'text' } },
         },
       ],
     },
-    resolve: { scale: { x: 'shared', y: 'shared' } },
+    // Axes on every panel: an incomplete last row then has no stray axis under its empty cells.
+    resolve: { scale: { x: 'shared', y: 'shared' }, axis: { x: 'independent', y: 'independent' } },
     config: figureConfig(),
   } as TopLevelSpec;
 }

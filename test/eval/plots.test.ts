@@ -123,7 +123,8 @@ describe('figures', () => {
     expect(svg).toContain('1 − Specificity');
     for (const p of panels) {
       expect(svg).toContain(`${p.label} (n = ${n}, ${p.positives} positive)`);
-      for (const m of p.models) expect(svg).toContain(`AUC ${m.auc.toFixed(3)} (${m.aucLo!.toFixed(3)}–${m.aucHi!.toFixed(3)})`);
+      for (const m of p.models) expect(svg).toContain(`${m.name} ${m.auc.toFixed(3)} (${m.aucLo!.toFixed(3)}–${m.aucHi!.toFixed(3)})`);
+      expect(svg).toContain('AUC (95% CI)');
     }
     const image = decode(png);
     const w = Number(/width="(\d+(?:\.\d+)?)"/.exec(svg)![1]);
