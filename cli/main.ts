@@ -9,6 +9,8 @@ import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerConvert } from './convert.js';
+import { registerStudy } from './study.js';
+import { registerWorker } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +26,8 @@ registerEmbed(program);
 registerTrain(program);
 registerEvaluate(program);
 registerConvert(program);
+registerStudy(program);
+registerWorker(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

@@ -7,7 +7,7 @@ import type { RunConfig } from '../runs/config.js';
 import { trainRun } from '../runs/train-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
-import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
 import { consoleReporter } from './progress.js';
 
 interface TrainFlags extends DeviceFlags, DataFlags {
@@ -33,6 +33,9 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   force?: boolean;
   checkpointMinutes: string;
   checkpointSteps: string;
+  trainFraction: string;
+  subsetSeed?: string;
+  minPositives: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -59,6 +62,9 @@ export function registerTrain(program: Command): void {
     .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
     .option('--checkpoint-minutes <n>', 'also checkpoint inside epochs this often (0: once per epoch)', '30')
     .option('--checkpoint-steps <n>', 'also checkpoint inside epochs every N optimizer steps (0: off)', '0')
+    .option('--train-fraction <f>', 'train on this fraction (0, 1] of the training split: stratified, nested across fractions of one subset seed', '1')
+    .option('--subset-seed <n>', 'seed of the training subset (default: --seed)')
+    .option('--min-positives <n>', 'positives every label keeps in the training subset, where the split has them', '1')
     .option('--resume', 'continue the run in --out from its last checkpoint, with its own settings (with --data / --image-root: where a moved dataset is now)')
     .option('--force', 'with --resume: continue even though the training split changed since the run started');
   withDeviceOptions(withDataOptions(cmd, false)).action(
@@ -120,6 +126,9 @@ function runConfig(f: TrainFlags): RunConfig {
       rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
       checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
       checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
+      trainFraction: fraction(f.trainFraction, '--train-fraction')!,
+      subsetSeed: nonNegativeInt(f.subsetSeed, '--subset-seed'),
+      minPositives: nonNegativeInt(f.minPositives, '--min-positives')!,
     },
   };
 }
