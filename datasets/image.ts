@@ -5,6 +5,7 @@
 import { decode as decodePng, convertIndexedToRgb } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { VitgpuError } from '../engine/errors.js';
+import { decodeDicom, isDicom, type DicomWindow } from './dicom.js';
 
 export class ImageError extends VitgpuError {
   constructor(readonly file: string, problem: string) {
@@ -33,11 +34,15 @@ function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 }
 
-/** Decodes PNG or JPEG bytes (detected by signature, not by file name) to planar RGB in [0, 1]. */
-export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
+/**
+ * Decodes PNG, JPEG or DICOM bytes (detected by signature, not by file name) to planar RGB in [0, 1];
+ * `dicomWindow` is the VOI policy for DICOM (datasets/dicom.ts).
+ */
+export function decodeImage(bytes: Uint8Array, name: string, dicomWindow?: DicomWindow): RgbImage {
   if (isPng(bytes)) return decodePngImage(bytes, name);
   if (isJpeg(bytes)) return decodeJpegImage(bytes, name);
-  throw new ImageError(name, bytes.length === 0 ? 'empty file' : 'not a PNG or JPEG image (unrecognized signature)');
+  if (isDicom(bytes)) return decodeDicom(bytes, name, dicomWindow);
+  throw new ImageError(name, bytes.length === 0 ? 'empty file' : 'not a PNG, JPEG or DICOM image (unrecognized signature)');
 }
 
 function decodePngImage(bytes: Uint8Array, name: string): RgbImage {

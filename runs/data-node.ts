@@ -118,6 +118,7 @@ export async function checkImages(
     listFile: opts.data,
     cache: opts.cacheDir === null ? undefined : { dir: opts.cacheDir, size: imageSize, filter: opts.filter },
     maxPixels: opts.maxPixels,
+    dicomWindow: opts.dicomWindow,
     workers: opts.workers,
     pool,
     onProgress: reporter.preflightProgress,
@@ -167,6 +168,7 @@ export function splitLoader(
     seed: training?.seed ?? 0,
     cacheDir: data.cacheDir,
     maxPixels: data.maxPixels,
+    dicomWindow: data.dicomWindow,
     pool,
   });
 }
