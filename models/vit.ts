@@ -204,6 +204,21 @@ export class VisionTransformer {
 
   forward(images: Tensor): VitOutput {
     const c = this.config;
+    const x = this.tokens(images, c.depth);
+    const p = (n: string) => this.param(n);
+    const [b, , d] = x.shape;
+    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
+    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
+    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
+    return { embedding, logits };
+  }
+
+  /**
+   * The token sequence [B, 1 + registers + patches, D] after the patch embedding and the first `blocks`
+   * transformer blocks (forward runs all of them; models/attention-map.ts stops before the last).
+   */
+  tokens(images: Tensor, blocks: number): Tensor {
+    const c = this.config;
     if (images.rank !== 4 || images.shape[1] !== 3) {
       throw new ShapeError(`ViT: images must be [B, 3, H, W], got [${images.shape.join(', ')}]`);
     }
@@ -221,7 +236,7 @@ export class VisionTransformer {
       x = concat([x.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), x.narrow(1, 1, gh * gw)], 1);
     }
     const n = x.shape[1];
-    for (let l = 0; l < c.depth; l++) {
+    for (let l = 0; l < blocks; l++) {
       const pre = `blocks.${l}`;
       const hN = layerNorm(x, p(`${pre}.norm1.weight`), p(`${pre}.norm1.bias`), c.eps);
       const qkv = linear(hN, p(`${pre}.attn.qkv.weight`), c.qkvBias ? p(`${pre}.attn.qkv.bias`) : null)
@@ -241,10 +256,7 @@ export class VisionTransformer {
         ? x.add(linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`)).mul(p(`${pre}.ls2.gamma`)))
         : linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`), { residual: x });
     }
-    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
-    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
-    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
-    return { embedding, logits };
+    return x;
   }
 
   /** Forward without recording gradients. */
