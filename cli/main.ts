@@ -8,6 +8,7 @@ import { registerInspect } from './inspect.js';
 import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerServe } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,6 +23,7 @@ registerInspect(program);
 registerEmbed(program);
 registerTrain(program);
 registerEvaluate(program);
+registerServe(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);
