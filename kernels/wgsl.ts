@@ -6,7 +6,11 @@
 // - bindings 1..n are the storage buffers, in the order the launcher passes them;
 // - a 1-D launch covers more than 65535 workgroups by folding into y: use `linearIndex(gid, nwg)`.
 
-export { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { wgsl as preprocess } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+/** Template tag resolving `#if ${cond}` / `#elif` / `#else` / `#endif` blocks (typed here, so the published
+ * declarations do not depend on the repository's own types/ folder). */
+export const wgsl: (strings: TemplateStringsArray, ...values: unknown[]) => string = preprocess;
 
 export interface Kernel {
   /** Human-readable name used in errors, debug output and benchmarks. */
