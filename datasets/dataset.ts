@@ -30,6 +30,11 @@ export interface MasterListOptions {
   pathDirColumn?: string | null;
   /** Appended to every path, for lists that hold ids rather than file names (e.g. '.png'). */
   pathSuffix?: string;
+  /**
+   * A dataset's own file layout for lists that hold ids: when the path column found is `column` and no
+   * pathSuffix is given, the path is `folder[split]/ID + suffix` (VinDr-CXR: train/ID.dicom, test/ID.dicom).
+   */
+  idLayout?: IdLayout | null;
   splitColumn?: string;
   /** Label columns in output order; null or absent: every column not used for path, folder, split or view. */
   labels?: readonly string[] | null;
@@ -41,6 +46,12 @@ export interface MasterListOptions {
   labelValueMap?: Readonly<Record<string, LabelValue>>;
   /** Splits that must have rows; 'train' here also requires a positive of every label in training. */
   requireSplits?: readonly Split[];
+}
+
+export interface IdLayout {
+  column: string;
+  folder: Readonly<Record<Split, string>>;
+  suffix: string;
 }
 
 export interface MasterList {
@@ -159,6 +170,7 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
       if (dir !== '') path = `${dir}/${path}`;
     }
     if (options.pathSuffix) path += options.pathSuffix;
+    else if (options.idLayout && header[pathCol] === options.idLayout.column) path = `${options.idLayout.folder[split]}/${path}${options.idLayout.suffix}`;
     const labels = new Float32Array(labelCols.length);
     for (let j = 0; j < labelCols.length; j++) labels[j] = labelNumber(parseLabelValue(r.fields[labelCols[j]], options.labelValueMap), uncertain);
     samples.push({ path, split, labels, row: r.line });
