@@ -11,6 +11,7 @@ import { registerEvaluate } from './evaluate.js';
 import { registerConvert } from './convert.js';
 import { registerStudy } from './study.js';
 import { registerWorker } from './worker.js';
+import { registerServe } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -28,6 +29,7 @@ registerEvaluate(program);
 registerConvert(program);
 registerStudy(program);
 registerWorker(program);
+registerServe(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

@@ -216,13 +216,26 @@ export class VisionTransformer {
 
   forward(images: Tensor): VitOutput {
     const c = this.config;
+    const x = this.tokens(images, c.depth);
+    const p = (n: string) => this.param(n);
+    const [b, , d] = x.shape;
+    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
+    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
+    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
+    return { embedding, logits };
+  }
+
+  /**
+   * The token sequence [B, 1 + registers + patches, D] after the patch embedding and the first `blocks`
+   * transformer blocks (forward runs all of them; models/attention-map.ts stops before the last).
+   */
+  tokens(images: Tensor, blocks: number): Tensor {
+    const c = this.config;
     if (images.rank !== 4 || images.shape[1] !== 3) {
       throw new ShapeError(`ViT: images must be [B, 3, H, W], got [${images.shape.join(', ')}]`);
     }
     const [b, , h, w] = images.shape;
     const d = c.width;
-    const heads = c.heads;
-    const dh = d / heads;
     const gh = Math.floor(h / c.patchSize);
     const gw = Math.floor(w / c.patchSize);
     const p = (n: string) => this.param(n);
@@ -230,25 +243,13 @@ export class VisionTransformer {
     let x = patchEmbed(images, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), c.patchSize); // [B, L, D]
     x = concat([p('cls_token').expand([b, 1, d]), x], 1);
     if (!c.rope) x = x.add(this.positions(gh, gw));
-    const rope = c.rope ? this.ropeFor(gh, gw) : null;
-    const prefix = 1 + c.registers;
     if (c.registers > 0) {
       x = concat([x.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), x.narrow(1, 1, gh * gw)], 1);
     }
     const n = x.shape[1];
-    for (let l = 0; l < c.depth; l++) {
+    for (let l = 0; l < blocks; l++) {
       const pre = `blocks.${l}`;
-      const hN = layerNorm(x, p(`${pre}.norm1.weight`), p(`${pre}.norm1.bias`), c.eps);
-      const qkv = linear(hN, p(`${pre}.attn.qkv.weight`), c.qkvBias ? this.qkvBias(pre) : null)
-        .reshape([b, n, 3, heads, dh])
-        .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
-      let q = qkv.narrow(0, 0, 1).squeeze(0);
-      let k = qkv.narrow(0, 1, 1).squeeze(0);
-      if (rope) {
-        q = applyRope(q, rope[0], rope[1], prefix);
-        k = applyRope(k, rope[0], rope[1], prefix);
-      }
-      const v = qkv.narrow(0, 2, 1).squeeze(0);
+      const { q, k, v } = this.queryKeyValue(l, x, gh, gw);
       const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
       // Without LayerScale the residual add happens in the projection's matmul epilogue.
       x = c.layerScale
@@ -260,10 +261,29 @@ export class VisionTransformer {
         ? x.add(linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`)).mul(p(`${pre}.ls2.gamma`)))
         : linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`), { residual: x });
     }
-    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
-    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
-    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
-    return { embedding, logits };
+    return x;
+  }
+
+  /**
+   * Block `l`'s attention inputs for tokens x [B, N, D] of a gh×gw patch grid: q, k, v [B, H, N, dh],
+   * after the pre-attention norm, the qkv projection and (DINOv3) the rotary embeddings.
+   */
+  queryKeyValue(l: number, x: Tensor, gh: number, gw: number): { q: Tensor; k: Tensor; v: Tensor } {
+    const c = this.config;
+    const [b, n] = x.shape;
+    const pre = `blocks.${l}`;
+    const hN = layerNorm(x, this.param(`${pre}.norm1.weight`), this.param(`${pre}.norm1.bias`), c.eps);
+    const qkv = linear(hN, this.param(`${pre}.attn.qkv.weight`), c.qkvBias ? this.qkvBias(pre) : null)
+      .reshape([b, n, 3, c.heads, c.width / c.heads])
+      .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
+    let q = qkv.narrow(0, 0, 1).squeeze(0);
+    let k = qkv.narrow(0, 1, 1).squeeze(0);
+    if (c.rope) {
+      const [cos, sin] = this.ropeFor(gh, gw);
+      q = applyRope(q, cos, sin, 1 + c.registers);
+      k = applyRope(k, cos, sin, 1 + c.registers);
+    }
+    return { q, k, v: qkv.narrow(0, 2, 1).squeeze(0) };
   }
 
   /** The RoPE cos and sin tables [gh·gw, head width] for a patch grid (cached). */

@@ -46,6 +46,7 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--resize': 'data.filter',
   '--normalize': 'data.normalize',
   '--max-pixels': 'data.maxPixels',
+  '--dicom-window': 'data.dicomWindow',
 };
 
 /** Options a resumed run may change: they change neither the model nor its data. */
