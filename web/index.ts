@@ -16,7 +16,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 /** What tests (and curious users, in the console) can read: the page's state. */
 interface PageState {
   adapter: string | null;
-  model: { source: string; labels: string[]; arch: string; imageSize: number; thresholds: Record<string, number> | null } | null;
+  model: { source: string; labels: string[]; arch: string; imageSize: number; thresholds: Record<string, number | string> | null } | null;
   busy: boolean;
   error: string | null;
   rows: { name: string; probabilities: number[] | null; embedding: number[] | null; error: string | null }[];

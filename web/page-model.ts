@@ -21,7 +21,8 @@ export interface PageModel {
   arch: string;
   imageSize: number;
   /** label → threshold chosen on the validation split; null when the checkpoint stores none. */
-  thresholds: Record<string, number> | null;
+  /** Per label: a number, or "NaN" / "Infinity" as train stores them (read with Number()). */
+  thresholds: Record<string, number | string> | null;
   thresholdPolicy: string | null;
   /** What the page shows about the checkpoint. */
   summary: string;
@@ -90,7 +91,7 @@ export async function loadPageModel(device: Device, src: ByteSource, manual: Man
   const n = model.config.labels;
   const namedLabels = stored.length === n && n > 0;
   const labels = namedLabels ? stored : Array.from({ length: n }, (_, i) => `label ${i + 1}`);
-  const thresholds = parseJson<Record<string, number>>(meta.thresholds);
+  const thresholds = parseJson<Record<string, number | string>>(meta.thresholds);
   const prep: Preprocessing = {
     normalize: run?.data?.normalize ?? manual.normalize ?? 'none',
     filter: run?.data?.filter ?? 'lanczos',

@@ -73,8 +73,9 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string,
 
 /** 'positive' / 'negative' at the run's threshold, or null without one. */
 export function decision(model: PageModel, label: string, p: number): 'positive' | 'negative' | null {
-  const t = model.thresholds?.[label];
-  if (typeof t !== 'number' || !Number.isFinite(t)) return null;
+  // train stores "NaN" (the validation split had one class) and "Infinity" (no threshold beat chance).
+  const t = Number(model.thresholds?.[label]);
+  if (Number.isNaN(t)) return null;
   return p >= t ? 'positive' : 'negative';
 }
 
@@ -83,13 +84,14 @@ export function renderFindings(list: HTMLElement, model: PageModel, a: Analysis)
   list.replaceChildren();
   model.labels.forEach((label, j) => {
     const p = a.probabilities[j];
-    const t = model.thresholds?.[label];
+    const t = Number(model.thresholds?.[label]);
     const d = decision(model, label, p);
     const item = el('li', { class: `finding ${d ?? 'undecided'}` });
     item.append(el('span', { class: 'label' }, label));
     const meter = el('meter', { min: '0', max: '1', value: String(p), 'aria-label': `${label} probability` });
     item.append(meter, el('span', { class: 'prob' }, p.toFixed(3)));
-    item.append(el('span', { class: 'decision' }, d ? `${d} (threshold ${t!.toFixed(3)})` : 'no threshold stored'));
+    const why = t === Infinity ? 'no threshold beat chance on the validation split' : `threshold ${t.toFixed(3)}`;
+    item.append(el('span', { class: 'decision' }, d ? `${d} (${why})` : model.thresholds ? 'no threshold (one class in the validation split)' : 'no threshold stored'));
     list.append(item);
   });
 }
