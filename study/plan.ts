@@ -12,6 +12,7 @@
 //   subset:            { min_positives, report_below }
 //   cross:             all | [{ train: A, test: B, labels: [...] }]
 
+import type { DataOptions } from '../runs/config.js';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
 import { VitgpuError } from '../engine/errors.js';
 import { PRESET_NAMES } from '../datasets/presets.js';
@@ -24,18 +25,9 @@ export class PlanError extends VitgpuError {
 
 export type SettingValue = string | number | boolean;
 
-export interface PlanDataset {
+/** A dataset of the plan: a name, and the master-list options a run's data takes (runs/config.ts). */
+export interface PlanDataset extends Pick<DataOptions, 'data' | 'imageRoot' | 'preset' | 'labels' | 'pathColumn' | 'pathSuffix' | 'splitColumn' | 'uncertain' | 'allViews' | 'skipBadImages'> {
   name: string;
-  data: string;
-  imageRoot?: string;
-  preset?: string;
-  labels?: string[];
-  pathColumn?: string;
-  pathSuffix?: string;
-  splitColumn?: string;
-  uncertain?: 'negative' | 'positive' | 'ignore';
-  allViews?: boolean;
-  skipBadImages?: boolean;
 }
 
 export interface PlanInit {
