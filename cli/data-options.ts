@@ -5,6 +5,7 @@ import { PRESET_NAMES } from '../datasets/presets.js';
 import type { DataOptions } from '../runs/config.js';
 import { list, oneOf, positiveInt } from './options.js';
 import { DEFAULT_MAX_PIXELS } from '../datasets/image-header.js';
+import { DEFAULT_DICOM_WINDOW, dicomWindowText, parseDicomWindow } from '../datasets/dicom.js';
 
 export interface DataFlags {
   data?: string;
@@ -24,6 +25,7 @@ export interface DataFlags {
   resize?: string;
   normalize?: string;
   maxPixels?: string;
+  dicomWindow?: string;
 }
 
 export function withDataOptions(cmd: Command, required: boolean): Command {
@@ -46,7 +48,16 @@ export function withDataOptions(cmd: Command, required: boolean): Command {
     .option('--workers <n>', 'image-decoding worker threads (default: CPUs - 1)')
     .option('--resize <filter>', 'downscale filter: lanczos (as in the paper) or area', 'lanczos')
     .option('--normalize <mode>', 'none (pixels / 255, as in the paper), imagenet, or half', 'none')
-    .option('--max-pixels <n>', `refuse images above this many pixels before decoding them (default ${DEFAULT_MAX_PIXELS})`);
+    .option('--max-pixels <n>', `refuse images above this many pixels before decoding them (default ${DEFAULT_MAX_PIXELS})`)
+    .option('--dicom-window <policy>', DICOM_WINDOW_HELP);
+}
+
+export const DICOM_WINDOW_HELP =
+  'DICOM gray levels: none (the image\'s own min..max, as the paper\'s authors converted VinDr-CXR; the default), auto (the file\'s first window), or CENTER,WIDTH';
+
+/** --dicom-window checked, in its stored text form; undefined when not given. */
+export function dicomWindowFlag(v: string | undefined): string | undefined {
+  return v === undefined ? undefined : dicomWindowText(parseDicomWindow(v));
 }
 
 export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
@@ -68,5 +79,6 @@ export function dataOptions(f: DataFlags, fallback?: DataOptions): DataOptions {
     filter: oneOf(f.resize, '--resize', ['lanczos', 'area'] as const) ?? base.filter ?? 'lanczos',
     normalize: oneOf(f.normalize, '--normalize', ['none', 'imagenet', 'half'] as const) ?? base.normalize ?? 'none',
     maxPixels: positiveInt(f.maxPixels, '--max-pixels') ?? base.maxPixels,
+    dicomWindow: dicomWindowFlag(f.dicomWindow) ?? base.dicomWindow ?? DEFAULT_DICOM_WINDOW,
   };
 }

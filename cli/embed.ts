@@ -8,6 +8,7 @@ import { checkNormalize } from '../datasets/image.js';
 import { predictImage } from '../models/predict.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { positiveInt } from './options.js';
+import { DICOM_WINDOW_HELP, dicomWindowFlag } from './data-options.js';
 
 interface EmbedFlags extends DeviceFlags {
   weights: string;
@@ -16,6 +17,7 @@ interface EmbedFlags extends DeviceFlags {
   imageSize?: string;
   heads?: string;
   normalize: string;
+  dicomWindow?: string;
   json?: boolean;
 }
 
@@ -25,17 +27,19 @@ export function registerEmbed(program: Command): void {
       .command('embed')
       .description('compute the final-norm CLS embedding (and logits) of an image')
       .requiredOption('--weights <file>', 'safetensors checkpoint (timm, DINOv2 hub, HF ViT/Dinov2, or vitgpu)')
-      .requiredOption('--image <file>', 'PNG or JPEG image')
+      .requiredOption('--image <file>', 'PNG, JPEG or DICOM image')
       .option('--arch <name>', 'auto, or a preset the checkpoint must match (vit-b16, vit-b14, ...)', 'auto')
       .option('--image-size <n>', 'input size (default: the checkpoint\'s, else 224)')
       .option('--heads <n>', 'attention heads (not stored in checkpoints; default: width / 64)')
       .option('--normalize <mode>', 'none (pixels / 255), imagenet, or half', 'none')
+      .option('--dicom-window <policy>', DICOM_WINDOW_HELP)
       .option('--json', 'print one JSON object: {"embedding": [...], "logits": [...] | null}'),
   ).action(
     action(async (opts: EmbedFlags) => {
       const normalize = checkNormalize(opts.normalize);
       const imageSize = positiveInt(opts.imageSize, '--image-size');
       const heads = positiveInt(opts.heads, '--heads');
+      const dicomWindow = dicomWindowFlag(opts.dicomWindow);
       const device = await openDevice(opts);
       const src = await openFileSource(opts.weights);
       let loaded;
@@ -47,7 +51,7 @@ export function registerEmbed(program: Command): void {
       const { model, report } = loaded;
       const size = model.config.imageSize;
       const bytes = new Uint8Array(await readFile(opts.image));
-      const { embedding, logits } = await predictImage(model, bytes, opts.image, { normalize });
+      const { embedding, logits } = await predictImage(model, bytes, opts.image, { normalize, dicomWindow });
       const out = { embedding: Array.from(embedding), logits: logits ? Array.from(logits) : null };
       if (opts.json) {
         console.log(JSON.stringify(out));

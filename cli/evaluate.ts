@@ -113,7 +113,7 @@ export function registerEvaluate(program: Command): void {
       .command('predict')
       .description('print per-label probabilities for images with a run\'s best model')
       .requiredOption('--run <run-dir>', 'a vitgpu run directory')
-      .argument('<images...>', 'PNG or JPEG files')
+      .argument('<images...>', 'PNG, JPEG or DICOM (.dcm, .dicom) files; DICOM gray levels follow the run\'s --dicom-window')
       .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}')
       .option('--max-pixels <n>', 'refuse images above this many pixels before decoding them (default: the run\'s)'),
   ).action(

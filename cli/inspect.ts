@@ -52,7 +52,7 @@ export function registerInspect(program: Command): void {
             const c = plan.config;
             console.log(`naming: ${plan.format}${plan.prefix ? ` (prefix "${plan.prefix}")` : ''}`);
             console.log(`architecture: ViT patch ${c.patchSize}, width ${c.width}, depth ${c.depth}, heads ${c.heads} ${plan.headsStored ? '(from the checkpoint)' : '(assumed: width / 64; pass --heads if the model has another count)'}, MLP ${c.mlpWidth}, ` +
-              `${c.layerScale ? 'LayerScale, ' : ''}${c.registers ? `${c.registers} registers, ` : ''}positional grid ${c.posGrid}×${c.posGrid}, ` +
+              `${c.layerScale ? 'LayerScale, ' : ''}${c.registers ? `${c.registers} registers, ` : ''}${c.rope ? `2-D rotary positions (theta ${c.rope})${c.maskKeyBias ? ', no key bias' : ''}` : `positional grid ${c.posGrid}×${c.posGrid}`}, ` +
               `${c.labels ? `head with ${c.labels} labels` : 'no head'}, LayerNorm eps ${c.eps}`);
             if (plan.unexpected.length) console.log(`not used by the model: ${plan.unexpected.join(', ')}`);
           } else {

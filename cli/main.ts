@@ -9,6 +9,9 @@ import { registerEmbed } from './embed.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerConvert } from './convert.js';
+import { registerStudy } from './study.js';
+import { registerWorker } from './worker.js';
+import { registerServe } from './serve.js';
 import { registerMergeLora } from './merge-lora.js';
 import { registerFeatures } from './features.js';
 
@@ -26,6 +29,9 @@ registerEmbed(program);
 registerTrain(program);
 registerEvaluate(program);
 registerConvert(program);
+registerStudy(program);
+registerWorker(program);
+registerServe(program);
 registerMergeLora(program);
 registerFeatures(program);
 

@@ -23,6 +23,14 @@ export function nonNegativeNumber(v: string | undefined, option: string): number
   return n;
 }
 
+/** A fraction in (0, 1]. */
+export function fraction(v: string | undefined, option: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new VitgpuError(`${option} must be a fraction in (0, 1], got "${v}"`);
+  return n;
+}
+
 export function oneOf<T extends string>(v: string | undefined, option: string, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(v)) throw new VitgpuError(`${option} must be one of ${allowed.join(', ')}, got "${v}"`);

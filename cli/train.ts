@@ -8,7 +8,7 @@ import type { RunConfig } from '../runs/config.js';
 import { trainRun } from '../runs/train-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
-import { nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
 import { consoleReporter } from './progress.js';
 
 interface TrainFlags extends DeviceFlags, DataFlags {
@@ -34,6 +34,9 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   force?: boolean;
   checkpointMinutes: string;
   checkpointSteps: string;
+  trainFraction: string;
+  subsetSeed?: string;
+  minPositives: string;
   loraRank?: string;
   loraAlpha?: string;
   loraDropout?: string;
@@ -67,6 +70,9 @@ export function registerTrain(program: Command): void {
     .option('--rotation <mode>', 'rotation resampling: nearest (torchvision\'s default) or bilinear', 'nearest')
     .option('--checkpoint-minutes <n>', 'also checkpoint inside epochs this often (0: once per epoch)', '30')
     .option('--checkpoint-steps <n>', 'also checkpoint inside epochs every N optimizer steps (0: off)', '0')
+    .option('--train-fraction <f>', 'train on this fraction (0, 1] of the training split: stratified, nested across fractions of one subset seed', '1')
+    .option('--subset-seed <n>', 'seed of the training subset (default: --seed)')
+    .option('--min-positives <n>', 'positives every label keeps in the training subset, where the split has them', '1')
     .option('--lora-rank <r>', 'LoRA: train rank-R adapters and the head on a frozen backbone (the follow-up paper: 16)')
     .option('--lora-alpha <a>', `LoRA scale numerator (update scaled by alpha / rank; default ${LORA_DEFAULTS.alpha})`)
     .option('--lora-dropout <p>', `LoRA: dropout on the adapters' input while training (default ${LORA_DEFAULTS.dropout})`)
@@ -146,6 +152,9 @@ function runConfig(f: TrainFlags): RunConfig {
       rotation: oneOf(f.rotation, '--rotation', ['nearest', 'bilinear'] as const)!,
       checkpointMinutes: nonNegativeNumber(f.checkpointMinutes, '--checkpoint-minutes')!,
       checkpointSteps: nonNegativeInt(f.checkpointSteps, '--checkpoint-steps')!,
+      trainFraction: fraction(f.trainFraction, '--train-fraction')!,
+      subsetSeed: nonNegativeInt(f.subsetSeed, '--subset-seed'),
+      minPositives: nonNegativeInt(f.minPositives, '--min-positives')!,
       lora: loraSettings(f),
       freezeBackbone: Boolean(f.freezeBackbone),
       features: f.features,

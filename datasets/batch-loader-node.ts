@@ -35,6 +35,8 @@ export interface BatchLoaderOptions extends PoolOptions {
   cacheDir?: string | null;
   /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
+  /** --dicom-window for DICOM images (default 'none'). */
+  dicomWindow?: string;
   /** Batches kept in flight ahead of the consumer. Default 4. */
   prefetch?: number;
   /** Reuse a pool instead of starting one (it is not closed by close()). */
@@ -73,6 +75,7 @@ export class BatchLoader implements BatchSource {
       size: options.imageSize,
       filter: options.filter ?? 'lanczos',
       maxPixels: options.maxPixels,
+      dicomWindow: options.dicomWindow,
     };
     this.ownPool = !options.pool;
     this.pool = options.pool ?? new ImagePool(options);

@@ -32,6 +32,11 @@ export interface MasterListOptions {
   pathDirColumn?: string | null;
   /** Appended to every path, for lists that hold ids rather than file names (e.g. '.png'). */
   pathSuffix?: string;
+  /**
+   * A dataset's own file layout for lists that hold ids: when the path column found is `column` and no
+   * pathSuffix is given, the path is `folder[split]/ID + suffix` (VinDr-CXR: train/ID.dicom, test/ID.dicom).
+   */
+  idLayout?: IdLayout | null;
   splitColumn?: string;
   /** Label columns in output order; null or absent: every column not used for path, folder, split or view. */
   labels?: readonly string[] | null;
@@ -45,6 +50,12 @@ export interface MasterListOptions {
   requireSplits?: readonly Split[];
   /** Refuse label cells outside {1, 0, −1, blank} (and the value map) instead of warning about them. */
   strictLabels?: boolean;
+}
+
+export interface IdLayout {
+  column: string;
+  folder: Readonly<Record<Split, string>>;
+  suffix: string;
 }
 
 export interface MasterList {
@@ -197,6 +208,7 @@ export function loadMasterList(csvText: string, fileName: string, options: Maste
       if (dir !== '') path = `${dir}/${path}`;
     }
     if (options.pathSuffix) path += options.pathSuffix;
+    else if (options.idLayout && header[pathCol] === options.idLayout.column) path = `${options.idLayout.folder[split]}/${path}${options.idLayout.suffix}`;
     const labels = new Float32Array(labelCols.length);
     for (let j = 0; j < labelCols.length; j++) {
       const cell = r.fields[labelCols[j]];

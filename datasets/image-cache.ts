@@ -2,12 +2,13 @@
 // image-cache-node.ts). One entry is an image already squared to the model's size and quantized:
 //   0  'VGC1'   4  width u32   8  height u32   12  channels u8 (1 gray, 3 RGB)   13  bits u8 (8, 16)
 //   14 reserved u16 (0)   16  planar samples, u8 or u16, value = round(v · (2^bits − 1)), v in [0, 1]
-// 8 bits for 8-bit sources (JPEG, 8-bit PNG), 16 for 16-bit PNG; one channel when R = G = B (every
+// 8 bits for 8-bit sources (JPEG, 8-bit PNG, DICOM with Bits Stored <= 8), 16 for 16-bit PNG and deeper DICOM; one channel when R = G = B (every
 // radiograph), so a 224² entry is 50 KB (8-bit) or 100 KB (16-bit). Every path from image bytes to the
 // model quantizes this way (quantizeImage), whether or not a cache is used, so one image gives one
 // answer: a cache hit, a miss, a disabled cache, `predict` and the browser page see the same pixels.
 
 import type { RgbImage } from './image.js';
+import { dicomHeader, isDicom } from './dicom.js';
 
 export const CACHE_VERSION = 1;
 const CACHE_MAGIC = [0x56, 0x47, 0x43, 0x31]; // 'VGC1'
@@ -20,8 +21,9 @@ function isGray(img: RgbImage): boolean {
   return true;
 }
 
-/** 16 for a 16-bit PNG, else 8 (JPEG is always 8-bit). */
-export function sourceBits(bytes: Uint8Array): 8 | 16 {
+/** 16 for a 16-bit PNG or a DICOM with Bits Stored > 8, else 8 (JPEG is always 8-bit). */
+export function sourceBits(bytes: Uint8Array, name = 'image'): 8 | 16 {
+  if (isDicom(bytes)) return dicomHeader(bytes, name).bitsStored > 8 ? 16 : 8;
   const png = bytes.length > 24 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[12] === 0x49 && bytes[13] === 0x48; // IHDR first
   return png && bytes[24] === 16 ? 16 : 8;
 }

@@ -3,6 +3,7 @@
 // file is complete (PNG ends with IEND, JPEG with EOI), which catches truncated downloads.
 
 import { ImageError } from './image.js';
+import { dicomHeader, isDicom } from './dicom.js';
 
 /** Images above this many pixels are refused before decoding unless --max-pixels says otherwise (50 MP). */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
@@ -15,8 +16,12 @@ function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 }
 
-/** Width and height from a PNG's IHDR or a JPEG's frame header; throws ImageError when neither is there. */
+/** Width and height from a PNG's IHDR, a JPEG's frame header or a DICOM's Rows/Columns; throws ImageError when none is there. */
 export function imageDimensions(b: Uint8Array, name: string): { width: number; height: number } {
+  if (isDicom(b)) {
+    const { width, height } = dicomHeader(b, name);
+    return { width, height };
+  }
   if (isPng(b)) {
     if (b.length < 33 || String.fromCharCode(b[12], b[13], b[14], b[15]) !== 'IHDR') throw new ImageError(name, 'corrupt PNG (no IHDR chunk)');
     const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -40,7 +45,7 @@ export function imageDimensions(b: Uint8Array, name: string): { width: number; h
     if (!size || !size.width || !size.height) throw new ImageError(name, 'corrupt JPEG (no frame header)');
     return size;
   }
-  throw new ImageError(name, b.length === 0 ? 'empty file' : 'not a PNG or JPEG image (unrecognized signature)');
+  throw new ImageError(name, b.length === 0 ? 'empty file' : 'not a PNG, JPEG or DICOM image (unrecognized signature)');
 }
 
 /** Refuses an image whose header claims more than `maxPixels` pixels, before anything is decoded. */
@@ -53,10 +58,12 @@ export function checkPixelLimit(b: Uint8Array, name: string, maxPixels = DEFAULT
 
 /**
  * The 'header' check of the pre-flight: signature, size, and that the file is complete (PNG ends with
- * IEND, JPEG with EOI): cheap, and catches truncated downloads.
+ * IEND, JPEG with EOI, DICOM pixel data as long as its header says and a transfer syntax vitgpu
+ * decodes): cheap, and catches truncated downloads.
  */
 export function checkImageHeader(b: Uint8Array, name: string): { width: number; height: number } {
   const size = imageDimensions(b, name);
+  if (isDicom(b)) return size; // dicomHeader checked the syntax, frames and pixel data length
   if (isPng(b)) {
     const tail = String.fromCharCode(b[b.length - 8], b[b.length - 7], b[b.length - 6], b[b.length - 5]);
     if (tail !== 'IEND') throw new ImageError(name, 'corrupt PNG (truncated: no IEND chunk at the end)');

@@ -115,12 +115,14 @@ export class ImagePool {
       setImmediate(() => {
         this.inThreadBusy = false;
         const p = this.queue.shift();
-        if (p && !this.closed) {
-          const result = runImageJob(p.job);
+        if (!p || this.closed) return this.pump();
+        this.inThreadBusy = true;
+        runImageJob(p.job).then((result) => {
+          this.inThreadBusy = false;
           this.noteCache(result);
           p.resolve(result);
-        }
-        this.pump();
+          this.pump();
+        });
       });
       return;
     }

@@ -8,8 +8,8 @@ import { runImageJob, type WorkerReply, type WorkerRequest } from './image-jobs-
 const port = parentPort;
 if (!port) throw new Error('datasets/image-worker-node runs only as a worker thread');
 
-port.on('message', (request: WorkerRequest) => {
-  const result = runImageJob(request.job);
+port.on('message', async (request: WorkerRequest) => {
+  const result = await runImageJob(request.job);
   const transfer = result.ok && result.data ? [result.data.buffer as ArrayBuffer] : [];
   port.postMessage({ id: request.id, result } satisfies WorkerReply, transfer);
 });

@@ -5,19 +5,11 @@
 import { decode as decodePng, convertIndexedToRgb } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { VitgpuError } from '../engine/errors.js';
+import { decodeDicom, isDicom, type DicomWindow } from './dicom.js';
 
-export class ImageError extends VitgpuError {
-  constructor(readonly file: string, problem: string) {
-    super(`${file}: ${problem}`);
-  }
-}
+import { ImageError, type RgbImage } from './image-error.js';
 
-/** Planar RGB in [0, 1]: data[c·H·W + y·W + x]. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Float32Array;
-}
+export { ImageError, type RgbImage };
 
 export type Normalize = 'none' | 'imagenet' | 'half';
 export type ResizeFilter = 'lanczos' | 'area';
@@ -33,11 +25,15 @@ function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 }
 
-/** Decodes PNG or JPEG bytes (detected by signature, not by file name) to planar RGB in [0, 1]. */
-export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
+/**
+ * Decodes PNG, JPEG or DICOM bytes (detected by signature, not by file name) to planar RGB in [0, 1];
+ * `dicomWindow` is the VOI policy for DICOM (datasets/dicom.ts).
+ */
+export function decodeImage(bytes: Uint8Array, name: string, dicomWindow?: DicomWindow): RgbImage {
   if (isPng(bytes)) return decodePngImage(bytes, name);
   if (isJpeg(bytes)) return decodeJpegImage(bytes, name);
-  throw new ImageError(name, bytes.length === 0 ? 'empty file' : 'not a PNG or JPEG image (unrecognized signature)');
+  if (isDicom(bytes)) return decodeDicom(bytes, name, dicomWindow);
+  throw new ImageError(name, bytes.length === 0 ? 'empty file' : 'not a PNG, JPEG or DICOM image (unrecognized signature)');
 }
 
 /**

@@ -18,6 +18,8 @@ export interface PreflightOptions extends PoolOptions {
   check?: CheckMode;
   /** Also fill the resized-image cache (a valid entry then counts as checked, with no decode). */
   cache?: { dir?: string | null; size: number; filter?: ResizeFilter };
+  /** --dicom-window for DICOM images (default 'none'). */
+  dicomWindow?: string;
   /** Images above this many pixels are bad (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
   onProgress?: (done: number, total: number) => void;
@@ -44,7 +46,7 @@ export interface PreflightResult<S> {
 export async function preflight<S extends { path: string; row: number }>(samples: readonly S[], imageRoot: string, options: PreflightOptions = {}): Promise<PreflightResult<S>> {
   const pool = options.pool ?? new ImagePool(options);
   const cache: CacheSpec | null = options.cache
-    ? { dir: options.cache.dir === undefined ? defaultCacheDir(imageRoot) : options.cache.dir, size: options.cache.size, filter: options.cache.filter ?? 'lanczos', maxPixels: options.maxPixels }
+    ? { dir: options.cache.dir === undefined ? defaultCacheDir(imageRoot) : options.cache.dir, size: options.cache.size, filter: options.cache.filter ?? 'lanczos', maxPixels: options.maxPixels, dicomWindow: options.dicomWindow }
     : null;
   const mode = options.check ?? 'decode';
   const results: (ImageJobResult | undefined)[] = new Array(samples.length);
@@ -60,7 +62,7 @@ export async function preflight<S extends { path: string; row: number }>(samples
         while (!stop && next < samples.length && inFlight < window) {
           const i = next++;
           inFlight++;
-          pool.run({ kind: 'check', path: resolve(imageRoot, samples[i].path), mode, cache, maxPixels: options.maxPixels }).then(
+          pool.run({ kind: 'check', path: resolve(imageRoot, samples[i].path), mode, cache, maxPixels: options.maxPixels, dicomWindow: options.dicomWindow }).then(
             (r) => {
               results[i] = r;
               inFlight--;

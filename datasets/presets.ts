@@ -9,7 +9,7 @@
 // metadata files (plus a `split` column, which no official file has).
 
 import { DatasetError } from './errors.js';
-import type { MasterListOptions } from './dataset.js';
+import type { IdLayout, MasterListOptions } from './dataset.js';
 
 export interface DatasetPreset {
   name: string;
@@ -26,6 +26,8 @@ export interface DatasetPreset {
   /** View column candidates; rows whose view is not in `views` are dropped. */
   viewColumn?: readonly string[];
   views?: readonly string[];
+  /** Where the dataset's own release keeps the file of an id (used when the list holds ids). */
+  idLayout?: IdLayout;
 }
 
 export const PRESET_NAMES = ['generic', 'vindr-cxr', 'chestx-ray14', 'chexpert', 'mimic-cxr', 'padchest', 'demo'] as const;
@@ -43,10 +45,13 @@ export const PRESETS: Readonly<Record<PresetName, DatasetPreset>> = {
   'vindr-cxr': {
     name: 'vindr-cxr',
     description: 'VinDr-CXR, 11 labels, all views',
-    // The authors' list holds the bare DICOM id (`image_id`) and appends '.jpg'; a master list for
-    // vitgpu should hold the relative file path (`image_path`), or pass --path-column image_id
-    // together with --path-suffix .png (or .jpg).
+    // A list with the relative file path (`image_path`) is read as it is. The authors' list holds the
+    // bare id (`image_id`) and a split; with it the preset reads the original release directly:
+    // --image-root at the folder that holds train/ and test/, images train/ID.dicom (the train and
+    // valid splits, both cut from the official training set) and test/ID.dicom. Converted copies
+    // instead: --path-suffix .png (or .jpg) names ID.png in the image root.
     pathColumn: ['image_path', 'path', 'image_id'],
+    idLayout: { column: 'image_id', folder: { train: 'train', valid: 'train', test: 'test' }, suffix: '.dicom' },
     splitColumn: 'split',
     labels: ['Cardiomegaly', 'Pleural effusion', 'Pneumonia', 'Atelectasis', 'No finding', 'Consolidation', 'Pneumothorax', 'Pleural thickening', 'Lung Opacity', 'Pulmonary fibrosis', 'Nodule/Mass'],
   },
@@ -121,6 +126,7 @@ export function presetOptions(preset: DatasetPreset, overrides: Partial<MasterLi
     labels: preset.labels,
     viewColumn: preset.viewColumn,
     views: preset.views,
+    idLayout: preset.idLayout,
   };
   // An option left undefined (a flag not given) keeps the preset's value.
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) Object.assign(options, { [key]: value });

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // vitgpu engine, browser-safe entry: everything here runs unchanged in a browser. In Node, get a
 // device from `vitgpu/node` (engine/node.ts), which loads Dawn.
 //

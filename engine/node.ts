@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The Node-only entry: creates devices through Dawn (the `webgpu` npm package) and gives file access
 // (random-access reads, atomic writes). Nothing else in engine/, kernels/ or models/ imports Node; a
 // browser bundle never reaches this file.

@@ -4,8 +4,9 @@
 
 import { VitgpuError } from '../engine/errors.js';
 import { parameterShapes, type VitConfig } from './vit.js';
+import { detectDinov3, dinov3Target } from './checkpoint-dinov3.js';
 
-export type CheckpointFormat = 'timm' | 'dinov2-hub' | 'hf-vit' | 'hf-dinov2' | 'vitgpu';
+export type CheckpointFormat = 'timm' | 'dinov2-hub' | 'hf-vit' | 'hf-dinov2' | 'hf-dinov3' | 'dinov3-hub' | 'vitgpu';
 
 export class CheckpointError extends VitgpuError {}
 
@@ -13,6 +14,8 @@ export class CheckpointError extends VitgpuError {}
 export interface SourceEntry {
   /** Source tensor names; more than one are concatenated along axis 0 (HF's query, key, value → qkv). */
   sources: string[];
+  /** Zero rows inserted before source `at` (HF DINOv3 has no key bias: q, zeros, v). */
+  zeroRows?: { at: number; rows: number };
 }
 
 export interface CheckpointPlan {
@@ -70,6 +73,8 @@ function detectPrefix(names: string[]): string {
 
 function detectFormat(names: Set<string>, metadata: Record<string, string>): CheckpointFormat {
   if (metadata.format === 'vitgpu') return 'vitgpu';
+  const dinov3 = detectDinov3(names);
+  if (dinov3) return dinov3;
   if (names.has('embeddings.patch_embeddings.projection.weight')) {
     if (names.has('encoder.layer.0.layernorm_before.weight')) return 'hf-vit';
     if (names.has('encoder.layer.0.norm1.weight')) return 'hf-dinov2';
@@ -113,14 +118,30 @@ export function planCheckpoint(
     throw new CheckpointError(`${where}${(err as Error).message}`);
   }
   const hf = format === 'hf-vit' || format === 'hf-dinov2';
+  const dinov3 = format === 'hf-dinov3' || format === 'dinov3-hub' ? format : null;
 
   // canonical -> sources; everything unclaimed is unexpected.
   const entries = new Map<string, SourceEntry>();
   const claimed = new Set<string>();
+  const implied = new Set<string>(); // read by the architecture, not loaded (DINOv3's RoPE periods, key-bias mask)
   const qkvParts = new Map<string, Map<string, string>>(); // "L.weight" -> {query|key|value -> source}
   for (const [name, src] of local) {
     let canonical: string | null = null;
-    if (hf) {
+    if (dinov3) {
+      const target = dinov3Target(dinov3, name);
+      if (target?.kind === 'qkv') {
+        const key = `${target.layer}.${target.param}`;
+        if (!qkvParts.has(key)) qkvParts.set(key, new Map());
+        qkvParts.get(key)!.set({ q: 'query', k: 'key', v: 'value' }[target.part], src);
+        claimed.add(src);
+        continue;
+      }
+      if (target?.kind === 'implied') {
+        implied.add(src);
+        continue;
+      }
+      canonical = target?.name ?? null;
+    } else if (hf) {
       canonical = HF_FIXED[name] ?? null;
       const m = /^encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$/.exec(name);
       if (m) {
@@ -148,6 +169,11 @@ export function planCheckpoint(
   }
   for (const [key, parts] of qkvParts) {
     const [layer, kind] = key.split('.');
+    if (dinov3 && kind === 'bias' && !parts.has('key') && parts.has('query') && parts.has('value')) {
+      // DINOv3 has no key bias: the fused bias gets zeros there (and the model holds them at zero).
+      entries.set(`blocks.${layer}.attn.qkv.bias`, { sources: [parts.get('query')!, parts.get('value')!], zeroRows: { at: 1, rows: shapes.get(parts.get('query')!)![0] } });
+      continue;
+    }
     const missing = ['query', 'key', 'value'].filter((p) => !parts.has(p));
     if (missing.length) {
       throw new CheckpointError(`${where}layer ${layer} has no attention ${missing.join(', ')} ${kind}`);
@@ -159,8 +185,8 @@ export function planCheckpoint(
     const e = entries.get(canonical);
     if (!e) return undefined;
     const first = shapes.get(e.sources[0])!;
-    if (e.sources.length === 1) return first;
-    return [e.sources.reduce((s, n) => s + shapes.get(n)![0], 0), ...first.slice(1)];
+    if (e.sources.length === 1 && !e.zeroRows) return first;
+    return [e.sources.reduce((s, n) => s + shapes.get(n)![0], e.zeroRows?.rows ?? 0), ...first.slice(1)];
   };
 
   const patch = shapeOf('patch_embed.proj.weight')!;
@@ -181,8 +207,9 @@ export function planCheckpoint(
   const reg = shapeOf('reg_token');
   const imageSize = opts.imageSize ?? (Number(metadata.image_size) || 224);
   const metaConfig = parseMetaConfig(metadata.config, where);
+  const rope = metaConfig.rope ?? (dinov3 ? 100 : undefined);
   const config: VitConfig = {
-    name: metaConfig.name ?? (width === 768 ? (patch[2] === 14 ? 'vit-b14' : `vit-b${patch[2]}`) : `vit-${width}w-p${patch[2]}`),
+    name: metaConfig.name ?? (width === 768 ? (patch[2] === 14 ? 'vit-b14' : `vit-b${patch[2]}${dinov3 ? '-dinov3' : ''}`) : `vit-${width}w-p${patch[2]}`),
     patchSize: patch[2],
     imageSize,
     width,
@@ -191,13 +218,12 @@ export function planCheckpoint(
     mlpWidth: fc1 ? fc1[0] : 4 * width,
     layerScale: entries.has('blocks.0.ls1.gamma'),
     qkvBias: entries.has('blocks.0.attn.qkv.bias'),
-    eps: metaConfig.eps ?? (format === 'hf-vit' ? 1e-12 : 1e-6),
+    eps: metaConfig.eps ?? (format === 'hf-vit' ? 1e-12 : dinov3 ? 1e-5 : 1e-6),
     registers: reg ? reg[reg.length - 2] : 0,
     labels: head && head.length === 2 && head[1] === width ? head[0] : 0,
-    posGrid,
-    posResize: metaConfig.posResize ?? (format === 'dinov2-hub' ? 'dinov2-hub' : 'size'),
+    ...(rope ? { rope, maskKeyBias: metaConfig.maskKeyBias ?? Boolean(dinov3) } : { posGrid, posResize: metaConfig.posResize ?? (format === 'dinov2-hub' ? 'dinov2-hub' : 'size') }),
   };
-  if (!Number.isInteger(posGrid) || posGrid * posGrid !== posTokens - 1) {
+  if (!rope && (!Number.isInteger(posGrid) || posGrid * posGrid !== posTokens - 1)) {
     throw new CheckpointError(`${where}pos_embed has ${posTokens - 1} patch positions, not a square grid`);
   }
   if (head && metadata.labels !== undefined) {
@@ -211,7 +237,7 @@ export function planCheckpoint(
   }
   if (head && config.labels === 0) entries.delete('head.weight'), entries.delete('head.bias'); // a head of another width (HF Dinov2: CLS+mean)
 
-  const unexpected = all.filter((n) => !claimed.has(n) || ![...entries.values()].some((e) => e.sources.includes(n)));
+  const unexpected = all.filter((n) => !implied.has(n) && (!claimed.has(n) || ![...entries.values()].some((e) => e.sources.includes(n))));
   // Keep only names the model has; the rest are unexpected too.
   const known = new Set(parameterShapes(config).map(([n]) => n));
   for (const k of [...entries.keys()]) {

@@ -35,7 +35,7 @@ export interface LoadReport {
   newHead: string | null;
 }
 
-const ARCH_KEYS = ['patchSize', 'width', 'depth', 'mlpWidth', 'layerScale', 'qkvBias', 'registers'] as const;
+const ARCH_KEYS = ['patchSize', 'width', 'depth', 'mlpWidth', 'layerScale', 'qkvBias', 'registers', 'rope'] as const;
 
 /** Builds a ViT from a safetensors checkpoint and reports what was loaded, skipped and replaced. */
 export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions = {}): Promise<{ model: VisionTransformer; report: LoadReport }> {
@@ -82,7 +82,8 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
       const infos = entry.sources.map((s) => header.tensors.get(s)!);
       // Shapes are compared exactly, not only by size: [64, 192] where [192, 64] is expected would load
       // transposed weights silently. Split sources (HF query/key/value) stack along axis 0.
-      const stacked = [infos.reduce((n, t) => n + (t.shape[0] ?? 0), 0), ...infos[0].shape.slice(1)];
+      const zero = entry.zeroRows;
+      const stacked = [infos.reduce((n, t) => n + (t.shape[0] ?? 0), zero?.rows ?? 0), ...infos[0].shape.slice(1)];
       const sameTail = infos.every((t) => t.shape.length === infos[0].shape.length && t.shape.slice(1).every((d, i) => d === infos[0].shape[i + 1]));
       if (!sameTail || stacked.length !== shape.length || stacked.some((d, i) => d !== shape[i])) {
         const got = infos.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(' + ');
@@ -93,6 +94,7 @@ export async function loadVit(device: Device, src: ByteSource, opts: LoadOptions
         dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
         parts.push(await readTensorF32(src, info));
       }
+      if (zero) parts.splice(zero.at, 0, new Float32Array(zero.rows * infos[0].shape.slice(1).reduce((a, b) => a * b, 1)));
       const values = parts.length === 1 ? parts[0] : concatF32(parts);
       const bad = firstNonFinite(values);
       if (bad >= 0) {

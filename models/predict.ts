@@ -9,6 +9,8 @@ import type { Tensor } from '../engine/tensor.js';
 import type { Batch, BatchSource } from '../datasets/batch.js';
 import type { Normalize, ResizeFilter } from '../datasets/image.js';
 import { preprocessImage } from '../datasets/preprocess.js';
+import { dicomNeedsCodecs, parseDicomWindow } from '../datasets/dicom.js';
+import { loadDicomCodecs } from '../datasets/dicom-codecs.js';
 import { linear } from '../engine/ops/matmul.js';
 import type { VisionTransformer } from './vit.js';
 
@@ -18,6 +20,8 @@ export interface Preprocessing {
   filter?: ResizeFilter;
   /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
+  /** VOI policy for DICOM input, as --dicom-window takes it: 'none' (default), 'auto' or 'C,W'. */
+  dicomWindow?: string;
 }
 
 export interface ImagePrediction {
@@ -32,7 +36,8 @@ export interface ImagePrediction {
 /** The model's outputs for one image file's bytes (`name` is used in error messages). */
 export async function predictImage(model: VisionTransformer, bytes: Uint8Array, name: string, prep: Preprocessing): Promise<ImagePrediction> {
   const size = model.config.imageSize;
-  const img = preprocessImage(bytes, name, size, prep.normalize, prep.filter, prep.maxPixels);
+  if (dicomNeedsCodecs(bytes)) await loadDicomCodecs();
+  const img = preprocessImage(bytes, name, size, prep.normalize, prep.filter, prep.maxPixels, parseDicomWindow(prep.dicomWindow));
   const out = noGrad(() =>
     tidy(() => {
       const { embedding, logits } = model.forward(model.device.tensor(img.data, [1, 3, size, size]));

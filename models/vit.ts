@@ -1,4 +1,5 @@
-// A configurable Vision Transformer (ViT-B/16, ViT-B/14 as in timm and DINOv2) on the engine's ops.
+// A configurable Vision Transformer (ViT-B/16, ViT-B/14 as in timm and DINOv2, ViT-B/16 as in DINOv3)
+// on the engine's ops.
 // Parameters carry timm's names (the canonical naming; models/checkpoint.ts maps the others onto it),
 // so checkpoints save and load by name. Browser-safe.
 
@@ -13,6 +14,7 @@ import { patchEmbed } from '../engine/ops/conv.js';
 import { keep } from '../engine/scope.js';
 import { checkpoint, noGrad } from '../engine/autograd.js';
 import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
+import { applyRope, ropeTables } from './rope.js';
 
 export interface VitConfig {
   /** Preset or free-form name, recorded in checkpoints. */
@@ -37,6 +39,10 @@ export interface VitConfig {
   posGrid?: number;
   /** How a stored grid of another size is resized to the input's (see models/pos-embed.ts). */
   posResize?: PosResizeMode;
+  /** DINOv3: 2-D rotary position embeddings with this base (theta) instead of a learned grid (see models/rope.ts). */
+  rope?: number;
+  /** DINOv3: the key part of the fused qkv bias is held at zero (the original code masks it; HF has no key bias). */
+  maskKeyBias?: boolean;
 }
 
 const VIT_B = { width: 768, depth: 12, heads: 12, mlpWidth: 3072, qkvBias: true, registers: 0, labels: 0 };
@@ -46,6 +52,8 @@ export const PRESETS: Record<string, Omit<VitConfig, 'name'>> = {
   'vit-b16': { ...VIT_B, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
   /** DINOv2 ViT-B/14: LayerScale, stored 37×37 grid (518 px), run at 224 px as in the paper. */
   'vit-b14': { ...VIT_B, patchSize: 14, imageSize: 224, layerScale: true, eps: 1e-6, posGrid: 37, posResize: 'dinov2-hub' },
+  /** DINOv3 ViT-B/16 (facebook/dinov3-vitb16-pretrain-lvd1689m): RoPE, 4 registers, LayerScale, no key bias, eps 1e-5. */
+  'vit-b16-dinov3': { ...VIT_B, patchSize: 16, imageSize: 224, layerScale: true, eps: 1e-5, registers: 4, rope: 100, maskKeyBias: true },
   'vit-s16': { ...VIT_B, width: 384, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
   'vit-ti16': { ...VIT_B, width: 192, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224, layerScale: false, eps: 1e-6 },
   /** Tiny configs for tests and CPU demos. */
@@ -74,6 +82,8 @@ export function validateConfig(c: VitConfig): void {
   }
   if (!Number.isInteger(c.registers) || c.registers < 0) bad(`registers must be >= 0`);
   if (!Number.isInteger(c.labels) || c.labels < 0) bad(`labels must be >= 0`);
+  if (c.rope !== undefined && (!(c.rope > 0) || (c.width / c.heads) % 4 !== 0)) bad(`rotary embeddings need a positive theta and a head width divisible by 4`);
+  if (c.maskKeyBias && !c.qkvBias) bad('maskKeyBias needs a qkv bias');
 }
 
 /** Canonical parameter names and shapes of a config, in a stable order. */
@@ -82,10 +92,10 @@ export function parameterShapes(c: VitConfig): [string, number[]][] {
   const grid = c.posGrid ?? Math.floor(c.imageSize / c.patchSize);
   const out: [string, number[]][] = [
     ['cls_token', [1, 1, d]],
-    ['pos_embed', [1, grid * grid + 1, d]],
     ['patch_embed.proj.weight', [d, 3, c.patchSize, c.patchSize]],
     ['patch_embed.proj.bias', [d]],
   ];
+  if (!c.rope) out.splice(1, 0, ['pos_embed', [1, grid * grid + 1, d]]);
   if (c.registers > 0) out.push(['reg_token', [1, c.registers, d]]);
   for (let l = 0; l < c.depth; l++) {
     const b = `blocks.${l}`;
@@ -128,6 +138,8 @@ export class VisionTransformer {
   /** Recompute each block in backward instead of keeping its activations (engine/autograd.ts checkpoint). */
   checkpointActivations = false;
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
+  /** Constant tensors (RoPE tables per grid, the key-bias mask), kept until dispose(). */
+  private readonly constants = new Map<string, Tensor>();
 
   /**
    * `uninitialized` names parameters a checkpoint is about to fill: they get memory but no random init
@@ -218,35 +230,43 @@ export class VisionTransformer {
 
   forward(images: Tensor): VitOutput {
     const c = this.config;
+    const x = this.tokens(images, c.depth);
+    const p = (n: string) => this.param(n);
+    const [b, , d] = x.shape;
+    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
+    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
+    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
+    return { embedding, logits, tokens: normed };
+  }
+
+  /**
+   * The token sequence [B, 1 + registers + patches, D] after the patch embedding and the first `blocks`
+   * transformer blocks (forward runs all of them; models/attention-map.ts stops before the last).
+   */
+  tokens(images: Tensor, blocks: number): Tensor {
+    const c = this.config;
     if (images.rank !== 4 || images.shape[1] !== 3) {
       throw new ShapeError(`ViT: images must be [B, 3, H, W], got [${images.shape.join(', ')}]`);
     }
     const [b, , h, w] = images.shape;
     const d = c.width;
-    const heads = c.heads;
-    const dh = d / heads;
     const gh = Math.floor(h / c.patchSize);
     const gw = Math.floor(w / c.patchSize);
     const p = (n: string) => this.param(n);
 
     let x = patchEmbed(images, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), c.patchSize); // [B, L, D]
-    x = concat([p('cls_token').expand([b, 1, d]), x], 1).add(this.positions(gh, gw));
+    x = concat([p('cls_token').expand([b, 1, d]), x], 1);
+    if (!c.rope) x = x.add(this.positions(gh, gw));
     if (c.registers > 0) {
       x = concat([x.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), x.narrow(1, 1, gh * gw)], 1);
     }
     const n = x.shape[1];
-    for (let l = 0; l < c.depth; l++) {
+    for (let l = 0; l < blocks; l++) {
       const pre = `blocks.${l}`;
       // One transformer block as a function of its input, so it can be recomputed in backward (the body
       // keeps the loop's indentation).
       const block = (x: Tensor): Tensor => {
-      const hN = layerNorm(x, p(`${pre}.norm1.weight`), p(`${pre}.norm1.bias`), c.eps);
-      const qkv = this.linear(`${pre}.attn.qkv`, hN)
-        .reshape([b, n, 3, heads, dh])
-        .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
-      const q = qkv.narrow(0, 0, 1).squeeze(0);
-      const k = qkv.narrow(0, 1, 1).squeeze(0);
-      const v = qkv.narrow(0, 2, 1).squeeze(0);
+      const { q, k, v } = this.queryKeyValue(l, x, gh, gw);
       const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
       // Without LayerScale the residual add happens in the projection's matmul epilogue.
       x = c.layerScale
@@ -261,15 +281,61 @@ export class VisionTransformer {
       };
       x = this.checkpointActivations ? checkpoint(block, x, this.blockParameters(pre)) : block(x);
     }
-    const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
-    const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
-    const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
-    return { embedding, logits, tokens: normed };
+    return x;
+  }
+
+  /**
+   * Block `l`'s attention inputs for tokens x [B, N, D] of a gh×gw patch grid: q, k, v [B, H, N, dh],
+   * after the pre-attention norm, the qkv projection and (DINOv3) the rotary embeddings.
+   */
+  queryKeyValue(l: number, x: Tensor, gh: number, gw: number): { q: Tensor; k: Tensor; v: Tensor } {
+    const c = this.config;
+    const [b, n] = x.shape;
+    const pre = `blocks.${l}`;
+    const hN = layerNorm(x, this.param(`${pre}.norm1.weight`), this.param(`${pre}.norm1.bias`), c.eps);
+    const qkv = this.linear(`${pre}.attn.qkv`, hN, {}, c.qkvBias ? this.qkvBias(pre) : null)
+      .reshape([b, n, 3, c.heads, c.width / c.heads])
+      .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
+    let q = qkv.narrow(0, 0, 1).squeeze(0);
+    let k = qkv.narrow(0, 1, 1).squeeze(0);
+    if (c.rope) {
+      const [cos, sin] = this.ropeFor(gh, gw);
+      q = applyRope(q, cos, sin, 1 + c.registers);
+      k = applyRope(k, cos, sin, 1 + c.registers);
+    }
+    return { q, k, v: qkv.narrow(0, 2, 1).squeeze(0) };
+  }
+
+  /** The RoPE cos and sin tables [gh·gw, head width] for a patch grid (cached). */
+  private ropeFor(gh: number, gw: number): [Tensor, Tensor] {
+    const dh = this.config.width / this.config.heads;
+    return [`rope-cos-${gh}x${gw}`, `rope-sin-${gh}x${gw}`].map((key, i) => {
+      let t = this.constants.get(key);
+      if (!t) {
+        const tables = ropeTables(gh, gw, dh, this.config.rope!);
+        t = keep(this.device.tensor(i === 0 ? tables.cos : tables.sin, [gh * gw, dh]));
+        this.constants.set(key, t);
+      }
+      return t;
+    }) as [Tensor, Tensor];
+  }
+
+  /** The fused qkv bias, with its key part held at zero where the model has no key bias (DINOv3). */
+  private qkvBias(pre: string): Tensor {
+    const bias = this.param(`${pre}.attn.qkv.bias`);
+    if (!this.config.maskKeyBias) return bias;
+    let mask = this.constants.get('key-bias-mask');
+    if (!mask) {
+      const d = this.config.width;
+      mask = keep(this.device.tensor(Float32Array.from({ length: 3 * d }, (_, i) => (i >= d && i < 2 * d ? 0 : 1)), [3 * d]));
+      this.constants.set('key-bias-mask', mask);
+    }
+    // The mask also zeroes the key part's gradient, so training never moves it.
+    return bias.mul(mask);
   }
 
   /** y = x·Wᵀ + b of the linear layer `name` (`blocks.0.attn.qkv`), through the adapters when set. */
-  private linear(name: string, x: Tensor, opts: LinearOptions = {}): Tensor {
-    const bias = this.params.get(`${name}.bias`) ?? null;
+  private linear(name: string, x: Tensor, opts: LinearOptions = {}, bias = this.params.get(`${name}.bias`) ?? null): Tensor {
     const w = this.param(`${name}.weight`);
     return this.adapters ? this.adapters.linear(name, x, w, bias, opts) : linear(x, w, bias, opts);
   }
@@ -290,6 +356,8 @@ export class VisionTransformer {
       t.zeroGrad();
       t.dispose();
     }
+    for (const t of this.constants.values()) t.dispose();
+    this.constants.clear();
     for (const [a, b] of this.resizeCache.values()) {
       a.dispose();
       b.dispose();

@@ -31,6 +31,11 @@ export interface DataOptions {
   normalize: Normalize;
   /** Images above this many pixels are refused before decoding (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;
+  /**
+   * VOI policy for DICOM images (--dicom-window): 'none' (the image's min..max, the default), 'auto'
+   * (the file's window) or 'C,W'. It changes pixels, so it is part of the resized-image cache key.
+   */
+  dicomWindow?: string;
   /** Stored by a run: `data` and `imageRoot` relative to the run directory, tried when the absolute paths are gone. */
   relative?: { data: string; imageRoot: string };
 }

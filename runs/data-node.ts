@@ -120,6 +120,7 @@ export async function checkImages(
     listFile: opts.data,
     cache: opts.cacheDir === null ? undefined : { dir: opts.cacheDir, size: imageSize, filter: opts.filter },
     maxPixels: opts.maxPixels,
+    dicomWindow: opts.dicomWindow,
     workers: opts.workers,
     pool,
     onProgress: reporter.preflightProgress,
@@ -169,6 +170,7 @@ export function splitLoader(
     seed: training?.seed ?? 0,
     cacheDir: data.cacheDir,
     maxPixels: data.maxPixels,
+    dicomWindow: data.dicomWindow,
     pool,
   });
 }

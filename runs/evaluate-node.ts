@@ -4,7 +4,7 @@
 //   OUT/predictions.csv   (per model: predictions-NAME.csv)   image, then per label truth and probability
 //   OUT/metrics.json      point metrics, bootstrap summaries, comparisons
 //   OUT/table.md          AUC ± std per label and model, with paired p-values (BH across labels)
-//   OUT/roc.png           ROC curves, one panel per label
+//   OUT/roc.png, roc.svg  ROC curves with 95% bootstrap bands, one panel per label
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,8 +13,41 @@ import { writeFileAtomic } from '../engine/node.js';
 import { compareModels } from '../eval/bootstrap.js';
 import { rocCurve } from '../eval/metrics.js';
 import { markdownTable, predictionsCsv, youdenTable } from '../eval/report.js';
-import { rocPlotPng, type RocPanel } from '../eval/roc-plot.js';
+import { bootstrapIndices } from '../eval/bootstrap.js';
+import { rocBand } from '../eval/roc-band.js';
+import { rocSpec, type RocFigurePanel } from '../eval/plots/specs.js';
+import { writeFigure } from '../eval/plots/render-node.js';
 import type { RunPredictions } from './predict-node.js';
+
+/** One ROC panel per label with both classes: each model's curve, 95% bootstrap band and AUC interval. */
+function rocPanels(preds: RunPredictions[], comparison: ReturnType<typeof compareModels>, opts: { resamples: number; seed: number }): RocFigurePanel[] {
+  const first = preds[0];
+  const indices = bootstrapIndices(first.truth.length, opts.resamples, opts.seed);
+  const panels: RocFigurePanel[] = [];
+  first.labels.forEach((label, j) => {
+    const truth = first.truth.map((t) => t[j]);
+    const known = truth.filter((v) => !Number.isNaN(v));
+    const positives = known.filter((v) => v === 1).length;
+    if (positives === 0 || positives === known.length) return;
+    const models = preds.map((p) => {
+      const scores = p.probs.map((r) => r[j]);
+      const y: number[] = [];
+      const s: number[] = [];
+      truth.forEach((t, i) => {
+        if (!Number.isNaN(t)) {
+          y.push(t);
+          s.push(scores[i]);
+        }
+      });
+      const c = rocCurve(y, s);
+      const r = comparison.results[p.name];
+      const ci = r.labels[j].stats?.auc;
+      return { name: p.name, fpr: c.fpr, tpr: c.tpr, auc: r.point.labels[j].metrics?.auc ?? NaN, aucLo: ci?.lo, aucHi: ci?.hi, band: rocBand(truth, scores, indices) };
+    });
+    panels.push({ label, n: known.length, positives, models });
+  });
+  return panels;
+}
 
 /** Evaluates and compares runs on the same test samples and writes the report files to `outDir`. */
 export async function writeEvaluation(
@@ -51,27 +84,9 @@ export async function writeEvaluation(
   files.push(join(outDir, 'table.md'));
   await writeFileAtomic(join(outDir, 'metrics.json'), `${JSON.stringify({ split: opts.split, images: first.paths.length, ...comparison }, null, 2)}\n`);
   files.push(join(outDir, 'metrics.json'));
-  const panels: RocPanel[] = [];
-  first.labels.forEach((label, j) => {
-    const models = preds.flatMap((p) => {
-      const y: number[] = [];
-      const s: number[] = [];
-      p.truth.forEach((t, i) => {
-        if (!Number.isNaN(t[j])) {
-          y.push(t[j]);
-          s.push(p.probs[i][j]);
-        }
-      });
-      if (!y.includes(0) || !y.includes(1)) return [];
-      const c = rocCurve(y, s);
-      const auc = comparison.results[p.name].point.labels[j].metrics?.auc ?? NaN;
-      return [{ name: p.name, fpr: c.fpr, tpr: c.tpr, auc }];
-    });
-    if (models.length) panels.push({ label, models });
-  });
+  const panels = rocPanels(preds, comparison, opts);
   if (panels.length) {
-    await writeFileAtomic(join(outDir, 'roc.png'), rocPlotPng(panels));
-    files.push(join(outDir, 'roc.png'));
+    files.push(...(await writeFigure(join(outDir, 'roc'), rocSpec(panels, { title: `ROC curves, ${opts.split} split (95% bootstrap bands)` }))));
   }
   return { table, files };
 }

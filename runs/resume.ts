@@ -28,6 +28,9 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--rotation': 'train.rotation',
   '--checkpoint-minutes': 'train.checkpointMinutes',
   '--checkpoint-steps': 'train.checkpointSteps',
+  '--train-fraction': 'train.trainFraction',
+  '--subset-seed': 'train.subsetSeed',
+  '--min-positives': 'train.minPositives',
   '--lora-rank': 'train.lora.rank',
   '--lora-alpha': 'train.lora.alpha',
   '--lora-dropout': 'train.lora.dropout',
@@ -50,6 +53,7 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--resize': 'data.filter',
   '--normalize': 'data.normalize',
   '--max-pixels': 'data.maxPixels',
+  '--dicom-window': 'data.dicomWindow',
 };
 
 /** Options a resumed run may change: they change neither the model nor its data. */

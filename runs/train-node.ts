@@ -13,6 +13,7 @@ import { loraTrainable } from '../models/lora-file.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { positiveWeights, splitSamples, type Sample } from '../datasets/dataset.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
+import { describeTooFew, withTrainSubset } from '../datasets/subset.js';
 import { DivergenceError, initialState, Trainer, type TrainState } from '../train/trainer.js';
 import { loadTrainCheckpoint, saveTrainCheckpoint, type LoadedCheckpoint } from '../train/checkpoint-node.js';
 import type { ModelOptions, Reporter, RunConfig } from './config.js';
@@ -174,7 +175,21 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
 
     const pool = new ImagePool({ workers: config.data.workers });
     try {
-      const { ok, bad } = await checkImages(list.samples, listed!, config.data, config.model.imageSize, reporter, pool);
+      const checked = await checkImages(list.samples, listed!, config.data, config.model.imageSize, reporter, pool);
+      const { bad } = checked;
+      let ok = checked.ok;
+      if (t.trainFraction !== undefined && t.trainFraction < 1) {
+        // Before pos_weight: the loss weighs the labels as the subset, not the full split, has them.
+        const subsetSeed = t.subsetSeed ?? t.seed;
+        const full = splitSamples(ok, 'train').length;
+        const { samples, subset } = withTrainSubset(ok, labels, { fraction: t.trainFraction, seed: subsetSeed, minPositives: t.minPositives });
+        ok = samples;
+        reporter.info(`training subset: ${subset.samples.length} of ${full} training rows (fraction ${t.trainFraction}, subset seed ${subsetSeed}` +
+          `${subset.added ? `; ${subset.added} added so that every label keeps positives` : ''})`);
+        if (subset.tooFew.length) reporter.info(`warning: too few positives in the training subset: ${describeTooFew(subset.tooFew)}`);
+        const record = { fraction: t.trainFraction, seed: subsetSeed, images: subset.samples.length, of: full, target: subset.target, added: subset.added, positives: subset.counts, tooFew: subset.tooFew.map((c) => c.label) };
+        if (!resumed) await writeFileAtomic(join(runDir, 'subset.json'), `${JSON.stringify(record, null, 2)}\n`);
+      }
       const train = splitSamples(ok, 'train');
       const valid = splitSamples(ok, 'valid');
       reporter.info(`splits: ${train.length} train, ${valid.length} valid, ${splitSamples(ok, 'test').length} test (test is not used in training)`);

@@ -6,9 +6,9 @@
 // a browser, so such an import is a bug, never something to stub.
 
 import { build } from 'esbuild';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,6 +16,18 @@ export const WEB_DIR = join(ROOT, 'web');
 export const DEFAULT_OUTDIR = join(WEB_DIR, 'dist');
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+
+// Third-party DICOM decoders whose browser build still mentions Node modules, in code that never runs
+// in a browser: dicom-parser's UMD wrapper passes require('zlib') to its inflater, used only for the
+// Deflated transfer syntax, which datasets/dicom.ts refuses before parsing; the CharLS and OpenJPEG
+// Emscripten glue calls require('fs') / require('path') only inside its ENVIRONMENT_IS_NODE branch.
+// For these files alone such a require resolves to an object that throws as soon as anything on it is
+// used, so a browser that reached such code would fail loudly instead of silently.
+const NODE_BRANCH_ONLY = [/[/\\]node_modules[/\\]dicom-parser[/\\]/, /[/\\]node_modules[/\\]@cornerstonejs[/\\]codec-[a-z0-9-]+[/\\]dist[/\\]/];
+const NODE_BRANCH_MODULES = new Set(['zlib', 'fs', 'path']);
+
+/** The WebAssembly files the DICOM decoders fetch at run time (datasets/dicom-codecs.ts), copied next to the bundle. */
+const CODEC_WASM = ['@cornerstonejs/codec-charls/decodewasm', '@cornerstonejs/codec-openjpeg/decodewasm'];
 
 /** An esbuild plugin that fails the build on any import that only exists in Node. */
 export const noNodeImports = {
@@ -26,10 +38,19 @@ export const noNodeImports = {
     });
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind === 'entry-point') return undefined;
+      if (NODE_BRANCH_ONLY.some((p) => p.test(args.importer)) && NODE_BRANCH_MODULES.has(args.path)) {
+        return { path: args.path, namespace: 'vitgpu-unreachable-node-module' };
+      }
       if (args.path.startsWith('node:') || NODE_BUILTINS.has(args.path)) return refuse(args, 'the Node module');
       if (args.path === 'webgpu' || args.path.startsWith('webgpu/')) return refuse(args, 'the Node-only package');
       return undefined;
     });
+    b.onLoad({ filter: /.*/, namespace: 'vitgpu-unreachable-node-module' }, (args) => ({
+      // Required eagerly (dicom-parser hands it to its inflater at load time), so only using it throws.
+      contents: `module.exports = new Proxy({}, { get(_, key) { if (typeof key === 'symbol' || key === '__esModule') return undefined; ` +
+        `throw new Error(${JSON.stringify(`${args.path} is not available in a browser`)} + ' (' + String(key) + ')'); } });`,
+      loader: 'js',
+    }));
     // However it is reached, the Node entry (engine/node.ts, which loads Dawn) must not be bundled.
     b.onLoad({ filter: /[/\\]engine[/\\]node\.(ts|js)$/ }, (args) => ({
       errors: [{ text: `browser bundle reaches the Node entry ${relative(ROOT, args.path)}; web/ must not reach Node code` }],
@@ -67,6 +88,11 @@ export async function buildWeb({ outdir = DEFAULT_OUTDIR, minify = false, source
     plugins: [noNodeImports],
   });
   for (const e of list) await copyFile(e.html, join(outdir, `${e.name}.html`));
+  const require = createRequire(import.meta.url);
+  for (const spec of CODEC_WASM) {
+    const file = require.resolve(spec);
+    await copyFile(file, join(outdir, basename(file)));
+  }
   const inputs = Object.keys(result.metafile.inputs);
   return { outdir, entries: list.map((e) => e.name), inputs, warnings: result.warnings };
 }

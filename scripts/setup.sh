@@ -3,7 +3,8 @@
 #   1. npm ci and the TypeScript build;
 #   2. a WebGPU adapter: when Dawn finds none, Mesa's lavapipe (software Vulkan) from
 #      bookworm-backports on Debian 12 (its own Mesa 22 is refused by Dawn), or the distro's on newer;
-#   3. Debian's chromium for the browser test.
+#   3. Debian's chromium for the browser test;
+#   4. Debian's redis-server for the distributed-study test (the test starts its own server).
 # Every step checks first and skips what is already there; on a machine with a GPU no driver is installed.
 # `npm start` and `npm test` run it first with --quiet (prestart, pretest): with everything in place it
 # only checks (about 0.3 s) and prints nothing.
@@ -116,6 +117,19 @@ elif can_apt; then
   $SUDO apt-get install -y -qq chromium >/dev/null
 else
   echo "[setup] chromium is missing and apt-get is not usable: the browser test will fail." >&2
+  exit 1
+fi
+
+# --- 4. Redis for the distributed study test -------------------------------------------------
+if command -v redis-server >/dev/null 2>&1; then
+  skip "redis-server present: $(redis-server --version | head -n 1)"
+elif can_apt; then
+  apt_update
+  log "installing redis-server"
+  # The package's own service may fail to start where there is no init system; the test runs its own.
+  $SUDO apt-get install -y -qq redis-server >/dev/null || command -v redis-server >/dev/null
+else
+  echo "[setup] redis-server is missing and apt-get is not usable: the distributed study test will fail." >&2
   exit 1
 fi
 skip "done"

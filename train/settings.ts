@@ -29,6 +29,12 @@ export interface TrainOptions {
   checkpointMinutes?: number;
   /** ... or every this many optimizer steps (0: off). */
   checkpointSteps?: number;
+  /** Train on this fraction of the training split (datasets/subset.ts; default 1: all of it). */
+  trainFraction?: number;
+  /** Seed of the subset (default: `seed`); one seed's subsets are nested. */
+  subsetSeed?: number;
+  /** Positives each label keeps in the subset where the split has them (default 1). */
+  minPositives?: number;
   /** LoRA: low-rank adapters on a frozen backbone, trained with the head (absent or null: full fine-tuning). */
   lora?: LoraSettings | null;
   /** Train the head only; the backbone stays as initialized. */

@@ -238,24 +238,29 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRE)('browser: engine runs unchanged in C
   it('the page web/index.html loads a checkpoint and an image and matches PyTorch', async () => {
     browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: PAGE_TIMEOUT_MS });
     const app = await browser.newPage();
+    type AppState = { model: unknown; busy: boolean; error: string | null; rows: { embedding: number[] | null; probabilities: number[] | null; error: string | null }[] };
     try {
       await app.route('**/*', (route) => (route.request().url().startsWith(origin + '/') ? route.continue() : route.abort('blockedbyclient')));
       await app.goto(`${origin}/index.html`, { waitUntil: 'load', timeout: PAGE_TIMEOUT_MS });
       const fixtures = new URL('../fixtures/vit/', import.meta.url).pathname;
-      await app.setInputFiles('#weights', join(fixtures, 'hf-vit-f32.safetensors'));
-      await app.setInputFiles('#image', join(fixtures, 'image.png'));
+      // A Hugging Face checkpoint has no vitgpu run settings: size and heads are given on the page.
+      await app.click('details summary');
       await app.fill('#size', '32');
       await app.fill('#heads', '2');
-      await app.click('#run');
-      await app.waitForFunction(() => (window as unknown as { __vitgpuPage?: unknown }).__vitgpuPage || document.getElementById('log')!.textContent!.includes('error:'), null, { timeout: PAGE_TIMEOUT_MS });
-      const result = await app.evaluate(() => (window as unknown as { __vitgpuPage?: { embedding: number[]; probabilities: number[] | null } }).__vitgpuPage);
-      const logText = await app.textContent('#log');
-      expect(result, logText ?? '').toBeTruthy();
+      await app.setInputFiles('#weights', join(fixtures, 'hf-vit-f32.safetensors'));
+      await app.waitForFunction(() => { const s = (window as unknown as { __vitgpuPage: AppState }).__vitgpuPage; return (s.model && !s.busy) || s.error; }, null, { timeout: PAGE_TIMEOUT_MS });
+      await app.setInputFiles('#images', join(fixtures, 'image.png'));
+      await app.waitForFunction(() => { const s = (window as unknown as { __vitgpuPage: AppState }).__vitgpuPage; return (s.rows.length === 1 && !s.busy) || s.error; }, null, { timeout: PAGE_TIMEOUT_MS });
+      const st = await app.evaluate(() => (window as unknown as { __vitgpuPage: AppState }).__vitgpuPage);
+      const statusText = await app.textContent('#model-status');
+      expect(st.error, statusText ?? '').toBeNull();
+      const row = st.rows[0];
+      expect(row.error).toBeNull();
       const expected = JSON.parse(await readFile(join(fixtures, 'expected.json'), 'utf8')).cases['hf-vit-f32.safetensors'];
       // SwiftShader's exp/erf differ from lavapipe's by a few ulps; through two blocks that stays < 1e-4.
-      result!.embedding.forEach((v: number, i: number) => expect(Math.abs(v - expected.embedding[i])).toBeLessThan(2e-4 + 2e-4 * Math.abs(expected.embedding[i])));
-      expect(result!.probabilities).toHaveLength(expected.logits.length);
-      expect(logText).toMatch(/hf-vit naming/);
+      row.embedding!.forEach((v: number, i: number) => expect(Math.abs(v - expected.embedding[i])).toBeLessThan(2e-4 + 2e-4 * Math.abs(expected.embedding[i])));
+      expect(row.probabilities).toHaveLength(expected.logits.length);
+      expect(statusText).toMatch(/hf-vit naming/);
     } finally {
       await app.close();
     }

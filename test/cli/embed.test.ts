@@ -31,7 +31,7 @@ describe('vitgpu embed', () => {
     writeFileSync(notImage, 'hello');
     let r = await vitgpu(['embed', '--weights', `${DIR}timm-f32.safetensors`, '--image', notImage, '--image-size', '32']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`${notImage}: not a PNG or JPEG`);
+    expect(r.stderr).toContain(`${notImage}: not a PNG, JPEG or DICOM`);
     r = await vitgpu(['embed', '--weights', `${DIR}timm-f32.safetensors`, '--image', `${DIR}image.png`, '--normalize', 'zscore']);
     expect(r.stderr).toMatch(/--normalize must be none, imagenet or half/);
     r = await vitgpu(['embed', '--weights', `${DIR}timm-f32.safetensors`, '--image', `${DIR}image.png`, '--arch', 'vit-b16']);

@@ -1,7 +1,6 @@
-// eval/report.ts and eval/roc-plot.ts: the markdown table of a hand-built comparison, character for
-// character; CSV quoting read back by an RFC 4180 parser; the ROC PNG decoded by fast-png. Pure CPU.
+// eval/report.ts: the markdown table of a hand-built comparison, character for character; CSV quoting
+// read back by an RFC 4180 parser. Pure CPU. (The ROC figure: test/eval/plots.test.ts.)
 
-import { decode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 import {
   compareModels,
@@ -11,9 +10,8 @@ import {
   type ModelComparison,
   type Summary,
 } from '../../eval/bootstrap.js';
-import { LABEL_METRICS, rocAuc, rocCurve } from '../../eval/metrics.js';
+import { LABEL_METRICS } from '../../eval/metrics.js';
 import { csvField, formatPValue, markdownTable, predictionsCsv } from '../../eval/report.js';
-import { ROC_PALETTE, rocPlotColors, rocPlotPng, type RocPanel } from '../../eval/roc-plot.js';
 
 const summary = (mean: number, std: number): Summary => ({ mean, std, lo: mean - 2 * std, hi: mean + 2 * std });
 
@@ -164,65 +162,5 @@ describe('predictionsCsv', () => {
     expect(csvField('plain name.png')).toBe('plain name.png');
     expect(csvField('a\rb')).toBe('"a\rb"');
     expect(() => predictionsCsv(['a'], ['x'], [], [])).toThrow(/1 images/);
-  });
-});
-
-describe('rocPlotPng', () => {
-  const random = mulberry32(4);
-  const labels = ['Atelectasis', 'Cardiomegaly', 'Pleural Effusion'];
-  const models = { imagenet: 0.5, dinov2: 1.2, 'random init': 0.1 };
-  const panels: RocPanel[] = labels.map((label) => {
-    const y = Array.from({ length: 150 }, () => (random() < 0.35 ? 1 : 0));
-    return {
-      label,
-      models: Object.entries(models).map(([name, signal]) => {
-        const s = y.map((v) => v * signal + random());
-        const { fpr, tpr } = rocCurve(y, s);
-        return { name, fpr, tpr, auc: rocAuc(y, s) };
-      }),
-    };
-  });
-
-  function countColor(png: ReturnType<typeof decode>, color: readonly number[], x0 = 0, y0 = 0, w = png.width, h = png.height): number {
-    let count = 0;
-    for (let y = y0; y < y0 + h; y++) {
-      for (let x = x0; x < x0 + w; x++) {
-        const o = (y * png.width + x) * png.channels;
-        if (png.data[o] === color[0] && png.data[o + 1] === color[1] && png.data[o + 2] === color[2]) count++;
-      }
-    }
-    return count;
-  }
-
-  it('decodes to a grid of panels, each with every model drawn in its own color', () => {
-    const png = decode(rocPlotPng(panels));
-    expect([png.width, png.height, png.channels, png.depth]).toEqual([600, 600, 3, 8]);
-    const colors = rocPlotColors(panels);
-    expect([...colors.values()]).toEqual(ROC_PALETTE.slice(0, 3));
-    panels.forEach((_, p) => {
-      const [x0, y0] = [(p % 2) * 300, Math.floor(p / 2) * 300];
-      for (const color of colors.values()) {
-        // The curve (2 px wide) plus the legend swatch: well over 100 pixels of the exact color.
-        expect(countColor(png, color, x0, y0, 300, 300)).toBeGreaterThan(100);
-      }
-      // Title text in the top strip.
-      expect(countColor(png, [32, 32, 32], x0, y0, 300, 24)).toBeGreaterThan(20);
-    });
-    // The fourth grid cell has no panel: all background.
-    expect(countColor(png, [255, 255, 255], 300, 300, 300, 300)).toBe(300 * 300);
-  });
-
-  it('takes the panel size, the columns and the colors', () => {
-    const colors = [[200, 0, 0], [0, 150, 0], [0, 0, 220]] as const;
-    const png = decode(rocPlotPng(panels, { panelSize: 200, columns: 3, colors }));
-    expect([png.width, png.height]).toEqual([600, 200]);
-    for (const color of colors) expect(countColor(png, color)).toBeGreaterThan(150);
-  });
-
-  it('rejects bad input', () => {
-    expect(() => rocPlotPng([])).toThrow(/no panel/);
-    expect(() => rocPlotPng([{ label: 'x', models: [{ name: 'm', fpr: [0, 1], tpr: [0], auc: 0.5 }] }])).toThrow(/"m"/);
-    expect(() => rocPlotPng([{ label: 'x', models: [{ name: 'm', fpr: [0, NaN], tpr: [0, 1], auc: 0.5 }] }])).toThrow(/outside/);
-    expect(() => rocPlotPng(panels, { panelSize: 100 })).toThrow(/panelSize/);
   });
 });

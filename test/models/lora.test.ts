@@ -67,6 +67,19 @@ describe('LoRA on the ViT', () => {
     model.dispose();
   });
 
+  it('DINOv3 (rotary embeddings, masked key bias): the merged model equals base plus adapters', async () => {
+    const model = new VisionTransformer(device, { ...presetConfig('vit-b16-dinov3'), width: 32, heads: 2, depth: 2, mlpWidth: 64, patchSize: 8, imageSize: 32, labels: 3 }, { seed: 6 });
+    const lora = new LoraAdapters(device, model.config, { rank: 2, alpha: 16, dropout: 0, targets: 'all-linear' }, 7);
+    await randomizeB(lora);
+    model.adapters = lora;
+    const adapted = await logitsOf(model);
+    model.adapters = null;
+    await lora.mergeInto(model);
+    expectClose(await logitsOf(model), adapted, { atol: 1e-5, rtol: 1e-4 }, 'merged vs adapted');
+    lora.dispose();
+    model.dispose();
+  });
+
   it('with a frozen backbone only the adapters and the head get gradients; dropout follows its seed', async () => {
     const model = new VisionTransformer(device, config(), { seed: 4 });
     const lora = new LoraAdapters(device, model.config, { rank: 2, alpha: 4, dropout: 0.5, targets: 'qv' }, 4);

@@ -39,9 +39,10 @@ beforeAll(async () => {
 describe('one writer per run', () => {
   it('a second train on the same --out is refused while the first runs, and both --resume and train take the lock', async () => {
     const out = join(dir, 'locked');
-    const first = spawn(process.execPath, [BIN, 'train', '--data', csv, ...common, '--epochs', '3', '--out', out], { stdio: 'ignore' });
-    const firstDone = new Promise<number>((res) => first.on('exit', (code) => res(code ?? -1)));
-    for (let i = 0; i < 400 && !existsSync(join(out, '.lock')); i++) await new Promise((r) => setTimeout(r, 25));
+    // Long enough to still be running under any load; it is killed below.
+    const first = spawn(process.execPath, [BIN, 'train', '--data', csv, ...common, '--epochs', '200', '--patience', '0', '--out', out], { stdio: 'ignore' });
+    const firstDone = new Promise<number | string>((res) => first.on('exit', (code, signal) => res(code ?? signal ?? -1)));
+    for (let i = 0; i < 2400 && !existsSync(join(out, '.lock')); i++) await new Promise((r) => setTimeout(r, 25));
     expect(existsSync(join(out, '.lock'))).toBe(true);
     const second = await vitgpu(['train', '--data', csv, ...common, '--epochs', '1', '--out', out]);
     expect(second.code).not.toBe(0);
@@ -49,11 +50,18 @@ describe('one writer per run', () => {
     const resume = await vitgpu(['train', '--resume', '--out', out]);
     expect(resume.code).not.toBe(0);
     expect(resume.stderr).toMatch(/is in use by process/);
-    expect(await firstDone).toBe(0);
+    // Wait for a checkpoint, then kill the holder: its lock stays behind, stale, and --resume takes it over.
+    for (let i = 0; i < 2400 && !existsSync(join(out, 'last', 'checkpoint.safetensors')); i++) await new Promise((r) => setTimeout(r, 25));
+    first.kill('SIGKILL');
+    expect(await firstDone).toBe('SIGKILL');
+    expect(existsSync(join(out, '.lock'))).toBe(true);
+    const taken = await vitgpu(['train', '--resume', '--out', out, '--epochs', '1']);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.stderr).toMatch(new RegExp(`taking over a stale lock \\(process ${first.pid} is gone\\)`));
     expect(existsSync(join(out, '.lock'))).toBe(false);
-    // The finished run is one run's: every log line from the first process, in order.
+    // The run is one writer's: its log holds consecutive epochs from 1.
     const epochs = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
-    expect(epochs).toEqual([1, 2, 3]);
+    expect(epochs).toEqual(epochs.map((_, i) => i + 1));
   }, 300_000);
 
   it('a stale lock (its process is gone) is taken over', async () => {

@@ -47,7 +47,7 @@ describe('evaluation commands', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\| Label \| A AUC \(%\) \| B AUC \(%\) \| p A > B \(BH\) \|/);
     expect(r.stdout).toMatch(/\| Mean \|/);
-    for (const f of ['predictions-A.csv', 'predictions-B.csv', 'table.md', 'metrics.json', 'roc.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['predictions-A.csv', 'predictions-B.csv', 'table.md', 'metrics.json', 'roc.png', 'roc.svg']) expect(existsSync(join(out, f)), f).toBe(true);
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     const pair = metrics.pairs.find((p: { a: string; b: string }) => p.a === 'A' && p.b === 'B');
     expect(pair.meanAuc.p).toBeGreaterThanOrEqual(0);
