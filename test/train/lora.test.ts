@@ -65,6 +65,10 @@ describe('train --lora-rank', () => {
     expect(ev.code, ev.stderr).toBe(0);
     const pr = await vitgpu(['predict', '--run', out, join(dir, 'data', 'images', 'img0000.png')]);
     expect(pr.code, pr.stderr).toBe(0);
+    // The browser page reads full checkpoints only: serve says how to make one.
+    const served = await vitgpu(['serve', '--run', out, '--port', '0'], { timeoutMs: 120_000 });
+    expect(served.code).toBe(1);
+    expect(served.stderr).toMatch(/is a LoRA run: .*npx vitgpu merge-lora/);
 
     // merge-lora: q and v rows of qkv change, the k rows and every other backbone weight stay bit-identical.
     const merged = join(dir, 'merged.safetensors');
