@@ -1,4 +1,5 @@
-// `vitgpu devices`: the adapters Dawn sees and the device vitgpu would use, with its features and limits.
+// `vitgpu devices`: the adapters Dawn sees and the device vitgpu would use, with its features, subgroup
+// sizes (they pick kernel variants: kernels/*-plan.ts) and limits.
 
 import type { Command } from 'commander';
 import { listAdapters } from '../engine/node.js';
@@ -16,7 +17,7 @@ export function registerDevices(program: Command): void {
       const adapters = await listAdapters();
       const device = await openDevice(opts);
       if (opts.json) {
-        console.log(JSON.stringify({ adapters, selected: device.name, info: device.info }, null, 2));
+        console.log(JSON.stringify({ adapters, selected: device.name, info: device.info, subgroups: device.subgroups }, null, 2));
         return;
       }
       console.log('Adapters:');
@@ -24,6 +25,8 @@ export function registerDevices(program: Command): void {
       console.log(`\nUsing: ${device.name}${device.info.isFallbackAdapter ? ' (fallback/software adapter)' : ''}`);
       const missing = WANTED_FEATURES.filter((f) => !device.info.features.includes(f));
       console.log(`Features: ${device.info.features.join(', ') || 'none'}${missing.length ? ` (not available: ${missing.join(', ')})` : ''}`);
+      const sg = device.subgroups;
+      console.log(`Subgroup sizes: ${sg ? (sg.minSize === sg.maxSize ? `${sg.minSize}` : `${sg.minSize} to ${sg.maxSize}`) : 'none (no subgroups)'}`);
       console.log('Limits:');
       for (const [k, v] of Object.entries(device.info.limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       console.log('\nPick another adapter with --adapter NAME or VITGPU_ADAPTER=NAME (a substring of its name).');

@@ -7,6 +7,7 @@
 // layout its shader indexes.
 
 import { ERF_WGSL, Params, grid1d, launch, pointwiseKernel, type Kernel, type StorageSpec } from './wgsl.js';
+import { SINCOS_WGSL } from './math-wgsl.js';
 import { MAX_RANK, broadcastStrides, collapseDims, contiguousStrides, type Shape } from '../engine/shape.js';
 import { Tensor } from '../engine/tensor.js';
 
@@ -64,8 +65,9 @@ export const ELEMENTWISE_OPS = {
   sign: { inputs: 1, wgsl: 'sign(x0)', cpu: ([a]) => Math.sign(a) },
   square: { inputs: 1, wgsl: 'x0 * x0', cpu: ([a]) => a * a },
   reciprocal: { inputs: 1, wgsl: '1.0 / x0', cpu: ([a]) => 1 / a },
-  sin: { inputs: 1, wgsl: 'sin(x0)', cpu: ([a]) => Math.sin(a) },
-  cos: { inputs: 1, wgsl: 'cos(x0)', cpu: ([a]) => Math.cos(a) },
+  // Our own sin/cos (kernels/math-wgsl.ts): WGSL's allow 2^-11 error, and adapters differ that much.
+  sin: { inputs: 1, wgsl: 'sin_f32(x0)', helpers: SINCOS_WGSL, cpu: ([a]) => Math.sin(a) },
+  cos: { inputs: 1, wgsl: 'cos_f32(x0)', helpers: SINCOS_WGSL, cpu: ([a]) => Math.cos(a) },
   tanh: { inputs: 1, wgsl: 'tanh_f32(x0)', helpers: TANH_WGSL, cpu: ([a]) => Math.tanh(a) },
   sigmoid: { inputs: 1, wgsl: '1.0 / (1.0 + exp(-x0))', cpu: ([a]) => 1 / (1 + Math.exp(-a)) },
   relu: { inputs: 1, wgsl: 'max(x0, 0.0)', cpu: ([a]) => Math.max(a, 0) },

@@ -1,9 +1,12 @@
 // Counter-based random numbers on the GPU: Philox4x32-10 (Salmon et al., SC'11), the generator
 // behind cuRAND and PyTorch's CUDA RNG. Element i of a draw uses counter (i / 4, 0, stream, 0) and key
 // (seed, 0x9E3779B9 ^ stream), so a (seed, stream) pair always gives the same tensor, on any device, and the
-// CPU reference below reproduces it bit for bit (uniform) or to f32 rounding (normal).
+// CPU reference below reproduces it bit for bit (uniform) or to a few f32 roundings (normal: ~1e-6 for
+// standard draws). Normal draws use our own log, sin and cos (kernels/math-wgsl.ts), not the builtins,
+// whose WGSL accuracy (2^-11 for sin/cos) would make random initializations differ between adapters.
 
 import { Params, grid1d, launch, pointwiseKernel, type Kernel } from './wgsl.js';
+import { LOG_WGSL, SINCOS_TURNS_WGSL } from './math-wgsl.js';
 import type { Tensor } from '../engine/tensor.js';
 
 export type RandomDistribution = 'uniform' | 'normal';
@@ -40,13 +43,15 @@ export function randomKernel(dist: RandomDistribution): Kernel {
   const draw =
     dist === 'uniform'
       ? `let v = vec4<f32>(toUnit(r.x), toUnit(r.y), toUnit(r.z), toUnit(r.w)) * (pf(4u) - pf(3u)) + pf(3u);`
-      : `// Box-Muller on (r.x, r.y) and (r.z, r.w); u1 in (0, 1] so log() stays finite.
+      : `// Box-Muller on (r.x, r.y) and (r.z, r.w); u1 in (0, 1] so the log stays finite. The angle
+  // 2π(u2 - 1/2) in [-π, π) is handed over in turns, where the range reduction is exact.
   let u1 = vec2<f32>(toUnit(r.x), toUnit(r.z)) + 5.9604644775390625e-8;
-  let u2 = vec2<f32>(toUnit(r.y), toUnit(r.w));
-  let rad = sqrt(-2.0 * log(u1));
-  // Angles in [-pi, pi): the range where WGSL bounds sin/cos error.
-  let th = 6.283185307179586 * u2 - 3.141592653589793;
-  let v = vec4<f32>(rad.x * cos(th.x), rad.x * sin(th.x), rad.y * cos(th.y), rad.y * sin(th.y)) * pf(4u) + pf(3u);`;
+  let u2 = vec2<f32>(toUnit(r.y), toUnit(r.w)) - 0.5;
+  // sqrt stays the builtin: its bound (from 1.0 / inverseSqrt, ~4.5 ULP) is relative, tight enough.
+  let rad = sqrt(-2.0 * vec2<f32>(log_f32(u1.x), log_f32(u1.y)));
+  let a = sincos_turns(u2.x);
+  let b = sincos_turns(u2.y);
+  let v = vec4<f32>(rad.x * a.y, rad.x * a.x, rad.y * b.y, rad.y * b.x) * pf(4u) + pf(3u);`;
   // Invocation i draws elements 4i..4i+3 from counter (i, 0, stream, 0).
   return pointwiseKernel({
     key: `random:${dist}`,
@@ -55,7 +60,7 @@ export function randomKernel(dist: RandomDistribution): Kernel {
     paramWords: PARAM_WORDS,
     buffers: { out: 'read_write' },
     wg: WG,
-    helpers: PHILOX_WGSL,
+    helpers: dist === 'normal' ? PHILOX_WGSL + LOG_WGSL + SINCOS_TURNS_WGSL : PHILOX_WGSL,
     count: '(pu(0u) + 3u) / 4u',
     body: `let n = pu(0u);
   let stream = pu(2u);
@@ -116,7 +121,7 @@ export function randomCpu(dist: RandomDistribution, n: number, seed: number, str
       const u1 = [unit(r[0]) + 5.9604644775390625e-8, unit(r[2]) + 5.9604644775390625e-8];
       const u2 = [unit(r[1]), unit(r[3])];
       const rad = u1.map((u) => Math.sqrt(-2 * Math.log(u)));
-      const th = u2.map((u) => Math.fround(2 * Math.PI * u - Math.PI));
+      const th = u2.map((u) => 2 * Math.PI * (u - 0.5));
       v = [rad[0] * Math.cos(th[0]), rad[0] * Math.sin(th[0]), rad[1] * Math.cos(th[1]), rad[1] * Math.sin(th[1])].map((x) => x * b + a);
     }
     for (let j = 0; j < 4 && g * 4 + j < n; j++) out[g * 4 + j] = v[j];

@@ -20,6 +20,9 @@ describe('vitgpu command', () => {
     expect(report.adapters.length).toBeGreaterThan(0);
     expect(report.info.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(Array.isArray(report.info.features)).toBe(true);
+    // Subgroup sizes exactly when the adapter has the 'subgroups' feature (lavapipe 8, SwiftShader 4).
+    expect(report.subgroups !== null).toBe(report.info.features.includes('subgroups'));
+    if (report.subgroups) expect(report.subgroups.maxSize).toBeGreaterThanOrEqual(report.subgroups.minSize);
   });
 
   it('demo (npm start) runs the whole comparison end to end and exits (a short version)', async () => {

@@ -218,9 +218,12 @@ describe('matmul variant choice', () => {
     expect(defaultMatmulVariant(gpu)).toBe('tiled');
     const swiftshaderInfo = { ...device.info, architecture: '', vendor: 'google', description: 'SwiftShader Device (Subzero)', features: [] };
     expect(isCpuAdapterInfo(swiftshaderInfo)).toBe(true);
-    // No 'subgroups' feature: the Device reports no subgroup sizes.
-    const swiftshader = { isCpuAdapter: isCpuAdapterInfo(swiftshaderInfo), subgroups: null };
-    expect(defaultMatmulVariant(swiftshader)).toBe('register');
+    // SwiftShader through this Dawn has subgroups of exactly 4: the 'subgroup' kernel at 4 lanes.
+    const swiftshader = { isCpuAdapter: isCpuAdapterInfo(swiftshaderInfo), subgroups: { minSize: 4, maxSize: 4 } };
+    expect(defaultMatmulVariant(swiftshader)).toBe('subgroup');
+    // Without the 'subgroups' feature the Device reports no subgroup sizes; varying sizes don't do either.
+    expect(defaultMatmulVariant({ ...swiftshader, subgroups: null })).toBe('register');
+    expect(defaultMatmulVariant({ ...swiftshader, subgroups: { minSize: 4, maxSize: 16 } })).toBe('register');
   });
 
   it('the Linear layouts are read in place: x·Wᵀ, dY·W and Xᵀ·dY', () => {

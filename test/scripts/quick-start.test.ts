@@ -46,5 +46,8 @@ describe('quick start', () => {
     expect(ci).toMatch(/^npm test /m);
     expect(ci).not.toMatch(/npm run setup/);
     expect(ci).toMatch(/passed, \$\{/);
+    // The kernel and engine tests again on SwiftShader, which fails (never skips) without its ICD.
+    expect(ci).toMatch(/VK_ICD_FILENAMES="\$swiftshader_icd" VITGPU_ADAPTER=SwiftShader npx vitest run test\/kernels test\/ops test\/engine/);
+    expect(ci).toMatch(/SwiftShader pass failed: \$swiftshader_icd is missing/);
   });
 });
