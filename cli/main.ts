@@ -12,6 +12,8 @@ import { registerConvert } from './convert.js';
 import { registerStudy } from './study.js';
 import { registerWorker } from './worker.js';
 import { registerServe } from './serve.js';
+import { registerMergeLora } from './merge-lora.js';
+import { registerFeatures } from './features.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -30,6 +32,8 @@ registerConvert(program);
 registerStudy(program);
 registerWorker(program);
 registerServe(program);
+registerMergeLora(program);
+registerFeatures(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

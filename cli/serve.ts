@@ -44,7 +44,10 @@ export async function startServer(opts: ServeOptions): Promise<{ url: string; cl
   await ensureBuilt();
   let model: { file: string; size: number; name: string } | null = null;
   if (opts.run) {
-    await runSettings(opts.run); // a vitgpu run with readable settings, or a clear error now
+    const { config } = await runSettings(opts.run); // a vitgpu run with readable settings, or a clear error now
+    if (config.train?.lora) {
+      throw new VitgpuError(`${opts.run} is a LoRA run: its best.safetensors holds the adapters and head only, which the page cannot put on their base; write a full checkpoint with \`npx vitgpu merge-lora ${opts.run} --out FILE\` and open FILE in the page`);
+    }
     const file = runFiles(opts.run).best;
     model = { file, size: statSync(file).size, name: `${basename(resolve(opts.run))}/best.safetensors` };
   }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { VitgpuError } from '../engine/errors.js';
 import { PRESETS } from '../models/vit.js';
+import { LORA_DEFAULTS, LORA_TARGETS, type LoraSettings } from '../models/lora.js';
 import type { RunConfig } from '../runs/config.js';
 import { trainRun } from '../runs/train-node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
@@ -36,6 +37,13 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   trainFraction: string;
   subsetSeed?: string;
   minPositives: string;
+  loraRank?: string;
+  loraAlpha?: string;
+  loraDropout?: string;
+  loraTargets?: string;
+  freezeBackbone?: boolean;
+  features?: string;
+  checkpointActivations?: boolean;
 }
 
 export function registerTrain(program: Command): void {
@@ -65,6 +73,13 @@ export function registerTrain(program: Command): void {
     .option('--train-fraction <f>', 'train on this fraction (0, 1] of the training split: stratified, nested across fractions of one subset seed', '1')
     .option('--subset-seed <n>', 'seed of the training subset (default: --seed)')
     .option('--min-positives <n>', 'positives every label keeps in the training subset, where the split has them', '1')
+    .option('--lora-rank <r>', 'LoRA: train rank-R adapters and the head on a frozen backbone (the follow-up paper: 16)')
+    .option('--lora-alpha <a>', `LoRA scale numerator (update scaled by alpha / rank; default ${LORA_DEFAULTS.alpha})`)
+    .option('--lora-dropout <p>', `LoRA: dropout on the adapters' input while training (default ${LORA_DEFAULTS.dropout})`)
+    .option('--lora-targets <t>', `LoRA: ${LORA_TARGETS.join(' | ')} (qv: the q and v row blocks of the fused qkv; default ${LORA_DEFAULTS.targets})`)
+    .option('--freeze-backbone', 'train the head only (a linear probe on the frozen backbone\'s final-norm CLS embeddings; no augmentation)')
+    .option('--features <dir|auto|off>', 'with --freeze-backbone: embeddings from `vitgpu features` in DIR; auto: extracted once into RUN/features and reused; off: the backbone runs every batch', 'auto')
+    .option('--checkpoint-activations', 'recompute each transformer block in backward instead of keeping its activations (same gradients, less memory, ~1.3× the time)')
     .option('--resume', 'continue the run in --out from its last checkpoint, with its own settings (with --data / --image-root: where a moved dataset is now)')
     .option('--force', 'with --resume: continue even though the training split changed since the run started');
   withDeviceOptions(withDataOptions(cmd, false)).action(
@@ -79,6 +94,17 @@ export function registerTrain(program: Command): void {
         if (f.force) throw new VitgpuError('--force goes with --resume only');
       }
       const requested = runConfig(f);
+      const t = requested.train;
+      if (!f.resume && t.lora) {
+        if (!t.lora.rank) throw new VitgpuError('--lora-alpha, --lora-dropout and --lora-targets go with --lora-rank R');
+        if (t.freezeBackbone) throw new VitgpuError('--lora-rank and --freeze-backbone exclude each other (LoRA already freezes the backbone and trains adapters with the head)');
+      }
+      if (!f.resume && given.includes('--features') && !t.freezeBackbone) throw new VitgpuError('--features goes with --freeze-backbone (cached embeddings serve a probe that trains the head only)');
+      if (!f.resume && t.freezeBackbone && t.augment) {
+        // The probe learns from fixed embeddings, which augmentation would change every epoch.
+        t.augment = false;
+        reporter.info('--freeze-backbone: training without augmentation (the head learns from fixed embeddings)');
+      }
       const device = await openDevice(f);
       const { state: final, config, alreadyDone } = await trainRun(device, f.out, f.resume ? null : requested, {
         reporter,
@@ -129,6 +155,21 @@ function runConfig(f: TrainFlags): RunConfig {
       trainFraction: fraction(f.trainFraction, '--train-fraction')!,
       subsetSeed: nonNegativeInt(f.subsetSeed, '--subset-seed'),
       minPositives: nonNegativeInt(f.minPositives, '--min-positives')!,
+      lora: loraSettings(f),
+      freezeBackbone: Boolean(f.freezeBackbone),
+      features: f.features,
+      checkpointActivations: Boolean(f.checkpointActivations),
     },
+  };
+}
+
+/** --lora-*: null without any of them; --lora-rank is required with the others (checked on new runs). */
+function loraSettings(f: TrainFlags): LoraSettings | null {
+  if ([f.loraRank, f.loraAlpha, f.loraDropout, f.loraTargets].every((v) => v === undefined)) return null;
+  return {
+    rank: positiveInt(f.loraRank, '--lora-rank') ?? 0,
+    alpha: nonNegativeNumber(f.loraAlpha, '--lora-alpha') ?? LORA_DEFAULTS.alpha,
+    dropout: nonNegativeNumber(f.loraDropout, '--lora-dropout') ?? LORA_DEFAULTS.dropout,
+    targets: oneOf(f.loraTargets, '--lora-targets', LORA_TARGETS) ?? LORA_DEFAULTS.targets,
   };
 }

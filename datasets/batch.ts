@@ -9,6 +9,11 @@ export interface Batch {
   paths: string[];
   /** Master-list lines of the images. */
   rows: number[];
+  /**
+   * [B, D]: a frozen backbone's final-norm CLS embeddings of the images, when the source serves cached
+   * features (runs/features-node.ts); `images` is then empty.
+   */
+  features?: Float32Array;
   /** Batch number within the epoch. */
   index: number;
   size: number;

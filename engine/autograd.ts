@@ -25,6 +25,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs `fn` recording graphs again (inside noGrad: the recomputation of a checkpointed function). */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -139,5 +150,29 @@ export function backward(root: Tensor, grad?: Tensor): void {
       });
     }
     for (const g of grads.values()) g.dispose();
+  });
+}
+
+/**
+ * Activation checkpointing (torch.utils.checkpoint): `fn(x)` runs without a graph, so of its
+ * activations only the input `x` is kept (its intermediates are freed when it returns). In backward,
+ * `fn` runs again on `x` with gradients, and the output's gradient is backpropagated through that
+ * recomputed graph: the gradients of `params` (the leaves `fn` reads) accumulate into their `.grad`
+ * there, and x's flows on. `fn` must compute the same values twice (draw randomness from fixed seeds);
+ * the recomputed graph is freed as soon as its backward has run. Without anything to differentiate
+ * (no grad mode, or neither `x` nor a parameter requires grad) it is just `fn(x)`.
+ */
+export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[]): Tensor {
+  if (!needsGrad(x, ...params)) return fn(x);
+  const out = noGrad(() => tidy(() => fn(x)));
+  const inputNeedsGrad = x.requiresGrad;
+  return record(out, 'checkpoint', [x], [x], (g, [saved]) => {
+    const input = saved.detach().requireGrad(inputNeedsGrad);
+    const y = withGrad(() => fn(input));
+    if (!y.requiresGrad) return [null];
+    backward(y, g);
+    const gx = input.grad;
+    input.setGrad(null);
+    return [gx];
   });
 }

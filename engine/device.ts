@@ -222,6 +222,11 @@ export class Device {
     return this.pool.stats();
   }
 
+  /** Starts peakBytes again from the bytes live now (to measure one piece of work). */
+  resetPeakMemory(): void {
+    this.pool.resetPeak();
+  }
+
   /** Throws if the device is lost or WebGPU reported errors for earlier work. */
   checkHealthy(): void {
     if (this.lostError) throw this.lostError;

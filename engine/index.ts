@@ -9,7 +9,7 @@
 export { createDevice, Device, describeAdapterInfo, isCpuAdapterInfo, WANTED_FEATURES, type DeviceInfo, type DeviceOptions, type SubgroupSizes } from './device.js';
 export { Tensor, Storage, GradNode } from './tensor.js';
 export { tidy, keep } from './scope.js';
-export { noGrad, isGradEnabled, backward } from './autograd.js';
+export { noGrad, isGradEnabled, backward, checkpoint } from './autograd.js';
 export { type MemoryStats, sizeClass } from './buffer-pool.js';
 export * from './errors.js';
 export * from './ops/index.js';

@@ -11,6 +11,7 @@ import type { Normalize, ResizeFilter } from '../datasets/image.js';
 import { preprocessImage } from '../datasets/preprocess.js';
 import { dicomNeedsCodecs, parseDicomWindow } from '../datasets/dicom.js';
 import { loadDicomCodecs } from '../datasets/dicom-codecs.js';
+import { linear } from '../engine/ops/matmul.js';
 import type { VisionTransformer } from './vit.js';
 
 /** How a model's inputs are made from image files (stored with every vitgpu run). */
@@ -66,6 +67,19 @@ export interface Predictions {
   loss: number;
 }
 
+/**
+ * The head's logits for a batch: through the whole model, or, for a batch of cached embeddings
+ * (Batch.features), through the head alone (what the model's forward does after its final norm).
+ */
+export function batchLogits(model: VisionTransformer, batch: Batch): Tensor {
+  if (batch.features) {
+    const embedding = model.device.tensor(batch.features, [batch.size, model.config.width]);
+    return linear(embedding, model.param('head.weight'), model.param('head.bias'));
+  }
+  const s = model.config.imageSize;
+  return model.forward(model.device.tensor(batch.images, [batch.size, 3, s, s])).logits!;
+}
+
 /** Runs the model without gradients over every batch of `source` (epoch 0, in order). */
 export async function predictBatches(
   model: VisionTransformer, source: BatchSource, lossOf?: (b: Batch, logits: Tensor) => Tensor,
@@ -74,13 +88,12 @@ export async function predictBatches(
   const probs = new Float32Array(source.samples * labels);
   const truth = new Float32Array(source.samples * labels);
   const paths: string[] = [];
-  const s = model.config.imageSize;
   let offset = 0;
   let lossSum = 0;
   for await (const batch of source.epoch(0)) {
     const out = noGrad(() =>
       tidy(() => {
-        const logits = model.forward(model.device.tensor(batch.images, [batch.size, 3, s, s])).logits!;
+        const logits = batchLogits(model, batch);
         return { p: logits.sigmoid(), loss: lossOf ? lossOf(batch, logits) : null };
       }),
     );

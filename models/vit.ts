@@ -9,10 +9,10 @@ import { ShapeError, VitgpuError } from '../engine/errors.js';
 import { attention } from '../engine/ops/attention.js';
 import { concat } from '../engine/ops/views.js';
 import { layerNorm } from '../engine/ops/layernorm.js';
-import { linear } from '../engine/ops/matmul.js';
+import { linear, type LinearOptions } from '../engine/ops/matmul.js';
 import { patchEmbed } from '../engine/ops/conv.js';
 import { keep } from '../engine/scope.js';
-import { noGrad } from '../engine/autograd.js';
+import { checkpoint, noGrad } from '../engine/autograd.js';
 import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
 import { applyRope, ropeTables } from './rope.js';
 
@@ -114,15 +114,29 @@ export function parameterShapes(c: VitConfig): [string, number[]][] {
   return out;
 }
 
+/** What the blocks' linear layers run through when set: LoRA adapters (models/lora.ts). */
+export interface LinearHook {
+  /** x·Wᵀ + b (+ options) of the linear layer `name` (`blocks.0.attn.qkv`), with its adapters. */
+  linear(name: string, x: Tensor, weight: Tensor, bias: Tensor | null, opts: LinearOptions): Tensor;
+  /** The hook's own parameters used by the layers whose names start with `prefix`. */
+  parameters(prefix: string): Tensor[];
+}
+
 export interface VitOutput {
   /** Final-norm CLS token [B, width]. */
   embedding: Tensor;
   /** Head output [B, labels], or null without a head. */
   logits: Tensor | null;
+  /** Every final-norm token [B, 1 + registers + patches, D] (features: the patch-token mean). */
+  tokens: Tensor;
 }
 
 export class VisionTransformer {
   readonly params = new Map<string, Tensor>();
+  /** LoRA adapters the blocks' linear layers run through (models/lora.ts), or null. */
+  adapters: LinearHook | null = null;
+  /** Recompute each block in backward instead of keeping its activations (engine/autograd.ts checkpoint). */
+  checkpointActivations = false;
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
   /** Constant tensors (RoPE tables per grid, the key-bias mask), kept until dispose(). */
   private readonly constants = new Map<string, Tensor>();
@@ -222,7 +236,7 @@ export class VisionTransformer {
     const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
     const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
     const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
-    return { embedding, logits };
+    return { embedding, logits, tokens: normed };
   }
 
   /**
@@ -249,17 +263,23 @@ export class VisionTransformer {
     const n = x.shape[1];
     for (let l = 0; l < blocks; l++) {
       const pre = `blocks.${l}`;
+      // One transformer block as a function of its input, so it can be recomputed in backward (the body
+      // keeps the loop's indentation).
+      const block = (x: Tensor): Tensor => {
       const { q, k, v } = this.queryKeyValue(l, x, gh, gw);
       const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
       // Without LayerScale the residual add happens in the projection's matmul epilogue.
       x = c.layerScale
-        ? x.add(linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`)).mul(p(`${pre}.ls1.gamma`)))
-        : linear(a, p(`${pre}.attn.proj.weight`), p(`${pre}.attn.proj.bias`), { residual: x });
+        ? x.add(this.linear(`${pre}.attn.proj`, a).mul(p(`${pre}.ls1.gamma`)))
+        : this.linear(`${pre}.attn.proj`, a, { residual: x });
       const h2 = layerNorm(x, p(`${pre}.norm2.weight`), p(`${pre}.norm2.bias`), c.eps);
-      const hidden = linear(h2, p(`${pre}.mlp.fc1.weight`), p(`${pre}.mlp.fc1.bias`), { gelu: true });
+      const hidden = this.linear(`${pre}.mlp.fc1`, h2, { gelu: true });
       x = c.layerScale
-        ? x.add(linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`)).mul(p(`${pre}.ls2.gamma`)))
-        : linear(hidden, p(`${pre}.mlp.fc2.weight`), p(`${pre}.mlp.fc2.bias`), { residual: x });
+        ? x.add(this.linear(`${pre}.mlp.fc2`, hidden).mul(p(`${pre}.ls2.gamma`)))
+        : this.linear(`${pre}.mlp.fc2`, hidden, { residual: x });
+      return x;
+      };
+      x = this.checkpointActivations ? checkpoint(block, x, this.blockParameters(pre)) : block(x);
     }
     return x;
   }
@@ -273,7 +293,7 @@ export class VisionTransformer {
     const [b, n] = x.shape;
     const pre = `blocks.${l}`;
     const hN = layerNorm(x, this.param(`${pre}.norm1.weight`), this.param(`${pre}.norm1.bias`), c.eps);
-    const qkv = linear(hN, this.param(`${pre}.attn.qkv.weight`), c.qkvBias ? this.qkvBias(pre) : null)
+    const qkv = this.linear(`${pre}.attn.qkv`, hN, {}, c.qkvBias ? this.qkvBias(pre) : null)
       .reshape([b, n, 3, c.heads, c.width / c.heads])
       .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
     let q = qkv.narrow(0, 0, 1).squeeze(0);
@@ -312,6 +332,18 @@ export class VisionTransformer {
     }
     // The mask also zeroes the key part's gradient, so training never moves it.
     return bias.mul(mask);
+  }
+
+  /** y = x·Wᵀ + b of the linear layer `name` (`blocks.0.attn.qkv`), through the adapters when set. */
+  private linear(name: string, x: Tensor, opts: LinearOptions = {}, bias = this.params.get(`${name}.bias`) ?? null): Tensor {
+    const w = this.param(`${name}.weight`);
+    return this.adapters ? this.adapters.linear(name, x, w, bias, opts) : linear(x, w, bias, opts);
+  }
+
+  /** The parameters block `pre` (`blocks.3`) reads, adapters included. */
+  private blockParameters(pre: string): Tensor[] {
+    const own = [...this.params].filter(([n]) => n.startsWith(`${pre}.`)).map(([, t]) => t);
+    return [...own, ...(this.adapters?.parameters(`${pre}.`) ?? [])];
   }
 
   /** Forward without recording gradients. */

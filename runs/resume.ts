@@ -31,6 +31,13 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--train-fraction': 'train.trainFraction',
   '--subset-seed': 'train.subsetSeed',
   '--min-positives': 'train.minPositives',
+  '--lora-rank': 'train.lora.rank',
+  '--lora-alpha': 'train.lora.alpha',
+  '--lora-dropout': 'train.lora.dropout',
+  '--lora-targets': 'train.lora.targets',
+  '--freeze-backbone': 'train.freezeBackbone',
+  '--features': 'train.features',
+  '--checkpoint-activations': 'train.checkpointActivations',
   '--preset': 'data.preset',
   '--labels': 'data.labels',
   '--path-column': 'data.pathColumn',
@@ -50,7 +57,11 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
 };
 
 /** Options a resumed run may change: they change neither the model nor its data. */
-export const SAFE_ON_RESUME: readonly string[] = ['--epochs', '--patience', '--checkpoint-minutes', '--checkpoint-steps', '--workers', '--max-pixels', '--cache-dir', '--no-cache'];
+export const SAFE_ON_RESUME: readonly string[] = [
+  '--epochs', '--patience', '--checkpoint-minutes', '--checkpoint-steps', '--workers', '--max-pixels', '--cache-dir', '--no-cache',
+  // Recomputing activations changes memory and time, not one gradient (test/engine/checkpoint.test.ts).
+  '--checkpoint-activations',
+];
 
 function get(config: RunConfig, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], config);

@@ -2,15 +2,16 @@
 //
 //   RUN_DIR/config.json                 the run's settings (data, model, training) and labels
 //   RUN_DIR/log.jsonl                   one JSON line per epoch
-//   RUN_DIR/best.safetensors            the weights with the best validation AUC (vitgpu format)
-//   RUN_DIR/last/checkpoint.safetensors weights + optimizer moments + loop state
+//   RUN_DIR/best.safetensors            the weights with the best validation AUC (vitgpu format; a LoRA
+//                                       run's: adapters + head, naming its base: models/lora-file.ts)
+//   RUN_DIR/last/checkpoint.safetensors weights (or adapters + head) + optimizer moments + loop state
 //   RUN_DIR/summary.json                written when the run ends
 
 import { join } from 'node:path';
 import type { Device } from '../engine/device.js';
 import { VitgpuError } from '../engine/errors.js';
 import { openFileSource } from '../engine/node.js';
-import { loadVit } from '../models/load.js';
+import { loadModelFile } from './model-file-node.js';
 import { readHeader } from '../models/safetensors.js';
 import type { VisionTransformer } from '../models/vit.js';
 import type { RunConfig } from './config.js';
@@ -62,12 +63,10 @@ function storedThresholds(metadata: Record<string, string>, labels: string[], fi
   });
 }
 
-/** The model in a vitgpu checkpoint file (a run's best.safetensors). */
-export async function loadRunModel(device: Device, file: string): Promise<VisionTransformer> {
-  const src = await openFileSource(file);
-  try {
-    return (await loadVit(device, src)).model;
-  } finally {
-    await src.close();
-  }
+/**
+ * The model in a vitgpu checkpoint file (a run's best.safetensors): full weights, or a LoRA run's
+ * adapters merged into their base (runs/model-file-node.ts).
+ */
+export function loadRunModel(device: Device, file: string): Promise<VisionTransformer> {
+  return loadModelFile(device, file);
 }

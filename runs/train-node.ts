@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import type { Device } from '../engine/device.js';
 import { VitgpuError } from '../engine/errors.js';
 import { openFileSource, writeFileAtomic } from '../engine/node.js';
-import { planCheckpoint } from '../models/checkpoint.js';
-import { loadVit } from '../models/load.js';
-import { readCheckpointHeader } from '../models/checkpoint-file.js';
-import { VisionTransformer, presetConfig, validateConfig, PRESETS, type VitConfig } from '../models/vit.js';
+import type { Tensor } from '../engine/tensor.js';
+import { LoraAdapters, freezeBackbone } from '../models/lora.js';
+import { loraTrainable } from '../models/lora-file.js';
+import type { VisionTransformer } from '../models/vit.js';
 import { positiveWeights, splitSamples, type Sample } from '../datasets/dataset.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
 import { describeTooFew, withTrainSubset } from '../datasets/subset.js';
@@ -21,59 +21,11 @@ import { anchorData, checkImages, locateData, readList, splitDigest, splitLoader
 import { lockRun, removeStaleTemps } from './lock-node.js';
 import { reconcileResume } from './resume.js';
 import { runFiles } from './run-dir-node.js';
+import { featureSource, featureSources, featuresDir } from './features-node.js';
+import type { BatchSource } from '../datasets/batch.js';
+import { baseReference, checkModelOptions, initModel, openLoraCheckpoint, type BaseReference } from './model-file-node.js';
 
-/** The checkpoint file an --init names: a file, or a run directory's best.safetensors. */
-async function initFile(init: string): Promise<string> {
-  const st = await stat(init).catch(() => null);
-  if (!st) throw new VitgpuError(`--init ${init}: no such file or run directory`);
-  return st.isDirectory() ? join(init, 'best.safetensors') : init;
-}
-
-/**
- * Checks the architecture and image size before any image is read or any folder is made: the preset
- * exists, or the checkpoint can be read and matches --arch, and the image size is a multiple of the
- * patch size.
- */
-export async function checkModelOptions(m: ModelOptions): Promise<void> {
-  let config: VitConfig;
-  if (m.init === 'random') {
-    config = presetConfig(m.arch, { imageSize: m.imageSize, ...(m.heads ? { heads: m.heads } : {}) });
-  } else {
-    const file = await initFile(m.init);
-    const src = await openFileSource(file);
-    try {
-      const header = await readCheckpointHeader(src);
-      const plan = planCheckpoint(new Map([...header.tensors.values()].map((t) => [t.name, t.shape] as const)), header.metadata, { imageSize: m.imageSize, source: file });
-      config = { ...plan.config, imageSize: m.imageSize, ...(m.heads ? { heads: m.heads } : {}) };
-      if (m.arch !== 'auto' && !PRESETS[m.arch]) presetConfig(m.arch); // throws, naming the known ones
-    } finally {
-      await src.close();
-    }
-  }
-  try {
-    validateConfig(config);
-  } catch (err) {
-    throw new VitgpuError(`--image-size ${m.imageSize} with ${m.init === 'random' ? `--arch ${m.arch}` : m.init}: ${(err as Error).message.replace(/^ViT config "[^"]*": /, '')}`);
-  }
-}
-
-/** The model a run starts from. */
-export async function initModel(device: Device, m: ModelOptions, labels: number, seed: number, reporter: Reporter): Promise<VisionTransformer> {
-  if (m.init === 'random') {
-    reporter.info(`initialization: random (${m.arch})`);
-    return new VisionTransformer(device, presetConfig(m.arch, { labels, imageSize: m.imageSize, ...(m.heads ? { heads: m.heads } : {}) }), { seed });
-  }
-  const file = await initFile(m.init);
-  const src = await openFileSource(file);
-  try {
-    const { model, report } = await loadVit(device, src, { arch: m.arch, imageSize: m.imageSize, labels, seed, heads: m.heads });
-    reporter.info(`initialization: ${file} (${report.format} naming, ${report.config.name}${report.newHead ? `; new head: ${report.newHead}` : ''})`);
-    if (report.unexpected.length) reporter.info(`  not used: ${report.unexpected.slice(0, 6).join(', ')}${report.unexpected.length > 6 ? ', …' : ''}`);
-    return model;
-  } finally {
-    await src.close();
-  }
-}
+export { checkModelOptions, initModel };
 
 export interface ResumeRequest {
   /** The settings the options give, as a new run would take them. */
@@ -130,6 +82,39 @@ function finished(state: TrainState | null, config: RunConfig): string | null {
   return null;
 }
 
+/**
+ * What a run trains: every parameter (full fine-tuning), the head only (--freeze-backbone), or LoRA
+ * adapters and the head on a frozen backbone, with the base reference its checkpoints store.
+ */
+async function trainableParts(model: VisionTransformer, resumed: LoadedCheckpoint | null, config: RunConfig): Promise<{
+  trainable: ReadonlyMap<string, Tensor>; lora: LoraAdapters | null; base: BaseReference | null;
+}> {
+  const t = config.train;
+  if (t.lora) {
+    let lora = resumed?.lora ?? null;
+    if (!lora) {
+      freezeBackbone(model);
+      lora = new LoraAdapters(model.device, model.config, t.lora, t.seed);
+      model.adapters = lora;
+    }
+    const base = (resumed?.loraBase as BaseReference | undefined) ?? (await baseReference(config.model, t.seed));
+    return { trainable: loraTrainable(model, lora), lora, base };
+  }
+  if (t.freezeBackbone) {
+    freezeBackbone(model);
+    return { trainable: new Map(['head.weight', 'head.bias'].map((n) => [n, model.param(n)])), lora: null, base: null };
+  }
+  return { trainable: model.params, lora: null, base: null };
+}
+
+function reportTrainable(model: VisionTransformer, lora: LoraAdapters | null, trainable: ReadonlyMap<string, Tensor>, reporter: Reporter): void {
+  const count = (ts: Iterable<Tensor>) => [...ts].reduce((n, x) => n + x.size, 0);
+  const n = count(trainable.values());
+  const total = count(model.params.values()) + (lora ? lora.size : 0);
+  const what = lora ? `LoRA rank ${lora.settings.rank} on ${lora.settings.targets} (${lora.size.toLocaleString('en-US')} adapter values) and the head` : n === total ? 'all' : 'the head only';
+  reporter.info(`trainable parameters: ${n.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} (${((100 * n) / total).toFixed(2)}%; ${what})`);
+}
+
 /** Trains (or resumes) the run in `runDir`. */
 export async function trainRun(device: Device, runDir: string, newConfig: RunConfig | null, opts: TrainRunOptions): Promise<TrainRunResult> {
   const { reporter } = opts;
@@ -153,7 +138,7 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
     let config: RunConfig;
     if (opts.resume) {
       if (!hasLast) throw new VitgpuError(`--resume: ${runDir} has no checkpoint (${files.last})`);
-      resumed = await loadTrainCheckpoint(device, files.last);
+      resumed = await loadTrainCheckpoint(device, files.last, (src, header) => openLoraCheckpoint(device, src, header));
       const stored = resumed.run as RunConfig | null;
       if (!stored?.data || !stored.model || !stored.train) throw new VitgpuError(`${files.last}: the checkpoint has no run settings to resume with`);
       const { config: merged, changed } = reconcileResume(stored, opts.resume.requested, opts.resume.given, files.last);
@@ -212,10 +197,22 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
       await writeFileAtomic(files.config, `${JSON.stringify({ ...config, labels }, null, 2)}\n`);
 
       const model = resumed ? resumed.model : await initModel(device, config.model, labels.length, t.seed, reporter);
-      const trainer = new Trainer(device, model, t, labels, positiveWeights(ok, labels));
-      if (resumed) trainer.optimizer.loadMoments(resumed.moments, resumed.optimizerStep);
+      const { trainable, lora, base } = await trainableParts(model, resumed, config);
+      reportTrainable(model, lora, trainable, reporter);
+      const trainer = new Trainer(device, model, t, labels, positiveWeights(ok, labels), { trainable, lora });
+      if (resumed) trainer.optimizer.loadMoments([...trainable.keys()].map((n) => resumed!.moments.get(n) ?? null), resumed.optimizerStep);
+      const loraSave = lora ? { adapters: lora, base: base as unknown as Record<string, unknown> } : undefined;
       const trainLoader = splitLoader(train, config.data, listed!.imageRoot, config.model.imageSize, t.batchSize, pool, t);
       const validLoader = splitLoader(valid, config.data, listed!.imageRoot, config.model.imageSize, t.batchSize, pool, null);
+      let sources: { train: BatchSource; valid: BatchSource } = { train: trainLoader, valid: validLoader };
+      const cached = t.freezeBackbone ? featuresDir(t.features, runDir) : null;
+      if (cached) {
+        // A linear probe: the frozen backbone's embeddings, extracted once (or made by `vitgpu features`).
+        const key = { source: featureSource(await baseReference(config.model, t.seed)), imageSize: config.model.imageSize, normalize: config.data.normalize, filter: config.data.filter };
+        sources = await featureSources(model, { train, valid }, {
+          dir: cached, auto: !t.features || t.features === 'auto', key, labels, data: config.data, imageRoot: listed!.imageRoot, train: t, pool, info: reporter.info,
+        });
+      }
       const state = resumed?.state ?? initialState();
       if (resumed) {
         // The log may hold an epoch the checkpoint does not (killed between the two): rewrite it from the checkpoint.
@@ -223,12 +220,12 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
       }
       let saved = resumed ? `epoch ${state.epoch}${state.batch ? `, batch ${state.batch} of epoch ${state.epoch + 1}` : ''}` : null;
       try {
-        const final = await trainer.run(trainLoader, validLoader, state, {
+        const final = await trainer.run(sources.train, sources.valid, state, {
           onStep: (info) => reporter.step?.(info),
           onEpoch: (record) => reporter.epochEnd?.(record),
           saveCheckpoint: async (st, optimizer, best, midEpoch) => {
             if (midEpoch) {
-              await saveTrainCheckpoint(files.last, model, optimizer, { state: st, run: config, labels });
+              await saveTrainCheckpoint(files.last, model, optimizer, { state: st, run: config, labels, trainable, lora: loraSave });
               saved = `epoch ${st.epoch}, batch ${st.batch} of epoch ${st.epoch + 1}`;
               return;
             }
@@ -236,8 +233,8 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
             // never claims an epoch whose best weights are missing, and resume rewrites the log from it.
             const record = st.history[st.history.length - 1];
             const thresholds = record.valThresholds ? { values: record.valThresholds, epoch: record.epoch } : undefined;
-            if (best) await saveTrainCheckpoint(files.best, model, null, { labels, run: config, thresholds });
-            await saveTrainCheckpoint(files.last, model, optimizer, { state: st, run: config, labels });
+            if (best) await saveTrainCheckpoint(files.best, model, null, { labels, run: config, thresholds, lora: loraSave });
+            await saveTrainCheckpoint(files.last, model, optimizer, { state: st, run: config, labels, trainable, lora: loraSave });
             saved = `epoch ${st.epoch}`;
             await appendFile(files.log, `${JSON.stringify(st.history[st.history.length - 1])}\n`);
           },
@@ -261,6 +258,7 @@ export async function trainRun(device: Device, runDir: string, newConfig: RunCon
         throw err;
       } finally {
         trainer.dispose();
+        lora?.dispose();
         model.dispose();
         await trainLoader.close();
         await validLoader.close();

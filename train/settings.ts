@@ -2,6 +2,7 @@
 // checkpoints, and what the Trainer runs with. One type for all three.
 
 import type { RotateInterpolation } from '../datasets/augment.js';
+import type { LoraSettings } from '../models/lora.js';
 
 export interface TrainOptions {
   /** Maximum epochs. */
@@ -34,6 +35,17 @@ export interface TrainOptions {
   subsetSeed?: number;
   /** Positives each label keeps in the subset where the split has them (default 1). */
   minPositives?: number;
+  /** LoRA: low-rank adapters on a frozen backbone, trained with the head (absent or null: full fine-tuning). */
+  lora?: LoraSettings | null;
+  /** Train the head only; the backbone stays as initialized. */
+  freezeBackbone?: boolean;
+  /**
+   * With freezeBackbone: where the backbone's embeddings come from. 'auto' (default): extracted once
+   * into RUN/features and reused; 'off': the backbone runs on every batch; or a `vitgpu features` folder.
+   */
+  features?: string;
+  /** Recompute each block in backward instead of keeping its activations (same gradients, less memory). */
+  checkpointActivations?: boolean;
 }
 
 /** Seconds between checkpoints inside an epoch (0: only at epoch ends). */

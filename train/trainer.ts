@@ -10,8 +10,10 @@ import { bceWithLogits } from '../engine/ops/bce.js';
 import { AdamW, gradNormScale } from '../engine/optim.js';
 import { VitgpuError } from '../engine/errors.js';
 import type { VisionTransformer } from '../models/vit.js';
+import type { LoraAdapters } from '../models/lora.js';
+import { deriveSeed } from '../datasets/augment.js';
 import type { Batch, BatchSource } from '../datasets/batch.js';
-import { predictBatches, type Predictions } from '../models/predict.js';
+import { batchLogits, predictBatches, type Predictions } from '../models/predict.js';
 import { rocAuc } from '../eval/metrics.js';
 import { youdenThresholds } from '../eval/thresholds.js';
 import { learningRate } from './schedule.js';
@@ -82,22 +84,33 @@ export function initialState(): TrainState {
   return { epoch: 0, step: 0, bestAuc: -Infinity, bestEpoch: 0, stale: 0, history: [] };
 }
 
+/** Stream of the LoRA dropout masks: batch `index` of `epoch` draws from deriveSeed(seed, it, epoch, index). */
+const DROPOUT_STREAM = 3;
+
 export class Trainer {
   readonly optimizer: AdamW;
+  /** The tensors the optimizer updates, by the names their moments are saved under (all others stay frozen). */
+  readonly trainable: ReadonlyMap<string, Tensor>;
+  private readonly lora: LoraAdapters | null;
   private readonly posWeight: Tensor;
 
   /**
    * `labels` are the model's outputs in order; `posWeight` is (N − P) / P per label, from the training
-   * split.
+   * split. `trainable` defaults to every parameter of the model (full fine-tuning); `lora` are adapters
+   * attached to the model, whose dropout the trainer seeds per batch.
    */
   constructor(
     readonly device: Device, readonly model: VisionTransformer, readonly options: TrainOptions,
     readonly labels: readonly string[], posWeight: ArrayLike<number>,
+    opts: { trainable?: ReadonlyMap<string, Tensor>; lora?: LoraAdapters | null } = {},
   ) {
     if (model.config.labels !== labels.length) {
       throw new VitgpuError(`model has ${model.config.labels} outputs for ${labels.length} labels`);
     }
-    this.optimizer = new AdamW(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
+    this.trainable = opts.trainable ?? model.params;
+    this.lora = opts.lora ?? null;
+    model.checkpointActivations = Boolean(options.checkpointActivations);
+    this.optimizer = new AdamW([...this.trainable.values()], { lr: options.lr, weightDecay: options.weightDecay });
     this.posWeight = keep(device.tensor(Array.from(posWeight)));
   }
 
@@ -121,10 +134,6 @@ export class Trainer {
     });
   }
 
-  private images(batch: Batch): Tensor {
-    const s = this.model.config.imageSize;
-    return this.device.tensor(batch.images, [batch.size, 3, s, s]);
-  }
 
   /** Runs epochs from `state.epoch` to options.epochs (or early stop); returns the final state. */
   async run(train: BatchSource, valid: BatchSource, state: TrainState, hooks: TrainHooks): Promise<TrainState> {
@@ -148,15 +157,20 @@ export class Trainer {
       let shownLoss: number | null = null;
       let lastShown = 0;
       for await (const batch of train.epoch(epoch, startBatch)) {
-        tidy(() => {
-          const logits = this.model.forward(this.images(batch)).logits!;
-          const loss = this.batchLoss(batch, logits);
-          // Each batch contributes 1/gradAccum of a step's gradient.
-          (s.gradAccum > 1 ? loss.mul(1 / s.gradAccum) : loss).backward();
-          const next = keep(lossSum.add(loss.detach()));
-          lossSum.dispose();
-          lossSum = next;
-        });
+        // LoRA dropout masks are drawn from (seed, epoch, batch): a resumed run draws the same ones.
+        if (this.lora) this.lora.dropoutSeed = deriveSeed(s.seed, DROPOUT_STREAM, epoch, batch.index);
+        try {
+          tidy(() => {
+            const loss = this.batchLoss(batch, batchLogits(this.model, batch));
+            // Each batch contributes 1/gradAccum of a step's gradient.
+            (s.gradAccum > 1 ? loss.mul(1 / s.gradAccum) : loss).backward();
+            const next = keep(lossSum.add(loss.detach()));
+            lossSum.dispose();
+            lossSum = next;
+          });
+        } finally {
+          if (this.lora) this.lora.dropoutSeed = null;
+        }
         batches++;
         images += batch.size;
         pending++;
@@ -240,7 +254,7 @@ export class Trainer {
   ): Promise<void> {
     const lr = learningRate(this.optimizer.stepCount + 1, schedule);
     const clip = this.options.clipNorm;
-    const { norm, scale } = gradNormScale(this.model.parameters(), clip > 0 ? clip : 1);
+    const { norm, scale } = gradNormScale([...this.trainable.values()], clip > 0 ? clip : 1);
     try {
       const [loss, gradNorm] = await Promise.all([at.lossSum.item(), norm.item()]);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {

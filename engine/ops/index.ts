@@ -24,6 +24,7 @@ export { softmax } from './softmax.js';
 export { bceWithLogits, type BceOptions } from './bce.js';
 export { attention } from './attention.js';
 export { patchEmbed, patchEmbedCpu } from './conv.js';
+export { loraLinear, seededDropout, type LoraFactors, type LoraLinearOptions } from './lora.js';
 
 type Scalar = number;
 type Axes = number | number[];
