@@ -220,6 +220,23 @@ function formatRows(rows: string[][]): string {
   return [HEADER, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n');
 }
 
+function writeRecords(f: ModelFlags, cases: readonly ModelCase[], records: ModelRecord[], ctx: { started: Date; threads: number; torch: string | null }): void {
+  const meta = {
+    benchmark: 'vitgpu npm run bench -- --models', date: ctx.started.toISOString(), updated: new Date().toISOString(), command: f.command,
+    git: f.git, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, threads: ctx.threads, torch: ctx.torch, depth: f.depth, reps: f.reps,
+    flops: 'per call, 2 per multiply-add: patch embedding, the blocks\' matmuls and attention (4·N²·D), the head; a train step counts 3× the forward',
+    memory: 'device peak: vitgpu BufferPool live bytes (weights, gradients, AdamW moments, activations), over warm-up and timed calls; peak RSS: the process\'s (lavapipe\'s buffers are host memory, so this counts them too)',
+  };
+  if (f.json) writeFileSync(f.json, `${JSON.stringify({ ...meta, records: records.map((r) => ({ ...r, result: { ...r.result, profile: undefined } })) }, null, 2)}\n`);
+  if (f.markdown) {
+    const md = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    writeFileSync(f.markdown, [
+      `## Model run of ${meta.date}`, '', `- command: \`${f.command}\``, `- vitgpu: git ${f.git}`, `- ${meta.cpus}; PyTorch ${ctx.torch ?? 'not measured'}, ${ctx.threads} threads`, '',
+      md(HEADER), md(HEADER.map(() => '---')), ...tableRows(cases, records).map(md), '',
+    ].join('\n'));
+  }
+}
+
 export async function runModelBench(entry: string, f: ModelFlags): Promise<number> {
   const cases = f.only ? MODEL_CASES.filter((c) => f.only!.includes(c.id)) : [...MODEL_CASES];
   const unknown = (f.only ?? []).filter((o) => !MODEL_CASES.some((c) => c.id === o));
@@ -250,26 +267,14 @@ export async function runModelBench(entry: string, f: ModelFlags): Promise<numbe
       console.log(formatRows(tableRows([c], records.slice(-1))).split('\n')[1]);
     }
     console.log('');
+    // Written after every case, so that a long run that is stopped keeps what it measured.
+    writeRecords(f, cases, records, { started, threads, torch });
   }
   const rows = tableRows(cases, records);
   console.log(formatRows(rows));
   if (typeof f.profile === 'string' && traces.length) {
     writeFileSync(f.profile, JSON.stringify(mergeTraces(traces)));
     console.log(`\nprofile trace: ${f.profile}`);
-  }
-  const meta = {
-    benchmark: 'vitgpu npm run bench -- --models', date: started.toISOString(), finished: new Date().toISOString(), command: f.command,
-    git: f.git, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, threads, torch, depth: f.depth, reps: f.reps,
-    flops: 'per call, 2 per multiply-add: patch embedding, the blocks\' matmuls and attention (4·N²·D), the head; a train step counts 3× the forward',
-    memory: 'device peak: vitgpu BufferPool live bytes (weights, gradients, AdamW moments, activations), over warm-up and timed calls; peak RSS: the process\'s (lavapipe\'s buffers are host memory, so this counts them too)',
-  };
-  if (f.json) writeFileSync(f.json, `${JSON.stringify({ ...meta, records: records.map((r) => ({ ...r, result: { ...r.result, profile: undefined } })) }, null, 2)}\n`);
-  if (f.markdown) {
-    const md = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
-    writeFileSync(f.markdown, [
-      `## Model run of ${meta.date}`, '', `- command: \`${f.command}\``, `- vitgpu: git ${f.git}`, `- ${meta.cpus}; PyTorch ${torch ?? 'not measured'}, ${threads} threads`, '',
-      md(HEADER), md(HEADER.map(() => '---')), ...rows.map(md), '',
-    ].join('\n'));
   }
   return records.some((r) => r.impl === 'vitgpu' && r.result.error) ? 1 : 0;
 }

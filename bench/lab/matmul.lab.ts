@@ -5,7 +5,7 @@
 //   npx esbuild bench/lab/matmul.lab.ts --bundle --platform=node --format=esm --packages=external \
 //     --outfile=node_modules/.cache/vitgpu-lab/matmul.lab.mjs && node node_modules/.cache/vitgpu-lab/matmul.lab.mjs
 //
-// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw  --configs default,subgroup,
+// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw,fc2-dx,fc1-dw  --configs default,subgroup,
 // register,tiled,subgroup:16x1,register:8x2,register:4x1/strided,...  (rows x column groups; /strided
 // forces scalar loads)  --reps 5  --epilogue (bias+GELU+residual+pre).
 //
@@ -51,6 +51,8 @@ const SHAPES: Shape[] = [
   { id: 'fc2', m: TOKENS, k: 3072, n: 768, aT: false, bT: true, what: 'x·Wᵀ (MLP fc2)' },
   { id: 'fc1-dx', m: TOKENS, k: 3072, n: 768, aT: false, bT: false, what: 'dX = dY·W (fc1 backward)' },
   { id: 'fc2-dw', m: 768, k: TOKENS, n: 3072, aT: true, bT: false, what: 'dW = dYᵀ·X (fc2 backward)' },
+  { id: 'fc2-dx', m: TOKENS, k: 768, n: 3072, aT: false, bT: false, what: 'dX = dY·W (fc2 backward)' },
+  { id: 'fc1-dw', m: 3072, k: TOKENS, n: 768, aT: true, bT: false, what: 'dW = dYᵀ·X (fc1 backward)' },
 ];
 
 function arg(name: string, fallback: string): string {
