@@ -35,6 +35,8 @@ export interface KernelStats {
 
 export interface ProfileReport {
   timing: ProfileTiming;
+  /** Events not kept for the trace (past MAX_TRACE_EVENTS); they still count in `kernels`. */
+  droppedEvents: number;
   device: string;
   /** Wall-clock time from the profile's start to its stop, ms. */
   wallMs: number;
@@ -46,29 +48,47 @@ export interface ProfileReport {
   events: KernelEvent[];
 }
 
-export function buildReport(events: KernelEvent[], meta: { timing: ProfileTiming; device: string; wallMs: number }): ProfileReport {
-  const byName = new Map<string, KernelEvent[]>();
-  for (const e of events) {
-    let list = byName.get(e.name);
-    if (!list) byName.set(e.name, (list = []));
-    list.push(e);
+/** Events kept for the trace; a long profiled run (a whole training) keeps counting past it. */
+export const MAX_TRACE_EVENTS = 200_000;
+
+/** Per-kernel totals, added to one event at a time (flops/bytes: NaN once a call declared none). */
+export class KernelTotals {
+  private readonly byName = new Map<string, { calls: number; ms: number; flops: number; bytes: number }>();
+  readonly events: KernelEvent[] = [];
+  dropped = 0;
+
+  add(e: KernelEvent): void {
+    let t = this.byName.get(e.name);
+    if (!t) this.byName.set(e.name, (t = { calls: 0, ms: 0, flops: 0, bytes: 0 }));
+    t.calls++;
+    t.ms += e.ms;
+    t.flops += e.work?.flops ?? NaN;
+    t.bytes += e.work?.bytes ?? NaN;
+    if (this.events.length < MAX_TRACE_EVENTS) this.events.push(e);
+    else this.dropped++;
   }
-  const kernelMs = events.reduce((s, e) => s + e.ms, 0);
-  const total = (list: KernelEvent[], key: keyof KernelWork) =>
-    list.every((e) => e.work?.[key] !== undefined) ? list.reduce((s, e) => s + e.work![key]!, 0) : null;
-  const kernels = [...byName].map(([name, list]): KernelStats => {
-    const ms = list.reduce((s, e) => s + e.ms, 0);
-    const flops = total(list, 'flops');
-    const bytes = total(list, 'bytes');
-    return {
-      name, calls: list.length, ms, share: kernelMs > 0 ? ms / kernelMs : 0, flops, bytes,
-      gflops: flops !== null && ms > 0 ? flops / ms / 1e6 : null,
-      gbps: bytes !== null && ms > 0 ? bytes / ms / 1e6 : null,
-    };
-  });
-  kernels.sort((a, b) => b.ms - a.ms || a.name.localeCompare(b.name));
-  events.sort((a, b) => a.startMs - b.startMs);
-  return { ...meta, kernelMs, dispatches: events.length, kernels, events };
+
+  report(meta: { timing: ProfileTiming; device: string; wallMs: number }): ProfileReport {
+    let kernelMs = 0;
+    let dispatches = 0;
+    for (const t of this.byName.values()) {
+      kernelMs += t.ms;
+      dispatches += t.calls;
+    }
+    const known = (x: number) => (Number.isNaN(x) ? null : x);
+    const kernels = [...this.byName].map(([name, t]): KernelStats => {
+      const flops = known(t.flops);
+      const bytes = known(t.bytes);
+      return {
+        name, calls: t.calls, ms: t.ms, share: kernelMs > 0 ? t.ms / kernelMs : 0, flops, bytes,
+        gflops: flops !== null && t.ms > 0 ? flops / t.ms / 1e6 : null,
+        gbps: bytes !== null && t.ms > 0 ? bytes / t.ms / 1e6 : null,
+      };
+    });
+    kernels.sort((a, b) => b.ms - a.ms || a.name.localeCompare(b.name));
+    const events = [...this.events].sort((a, b) => a.startMs - b.startMs);
+    return { ...meta, droppedEvents: this.dropped, kernelMs, dispatches, kernels, events };
+  }
 }
 
 const fmt = (x: number | null, digits: number) => (x === null ? '—' : x.toFixed(digits));
@@ -79,6 +99,7 @@ export function formatProfileTable(r: ProfileReport, top = 25): string {
   const head = [
     `profile: ${r.dispatches} dispatches, kernels ${r.kernelMs.toFixed(1)} ms of ${r.wallMs.toFixed(1)} ms wall (${how}); ${r.device}`,
   ];
+  if (r.droppedEvents) head.push(`(the trace keeps the first ${r.events.length} dispatches; the table counts all)`);
   const rows = r.kernels.slice(0, top).map((k) => [
     k.name, String(k.calls), k.ms.toFixed(2), `${(100 * k.share).toFixed(1)}%`, (k.ms / k.calls).toFixed(3), fmt(k.gflops, 2), fmt(k.gbps, 2),
   ]);
@@ -120,7 +141,7 @@ export function chromeTrace(r: ProfileReport, label = 'vitgpu', pid = 1): Chrome
   return {
     traceEvents: [...meta, ...events],
     displayTimeUnit: 'ms',
-    otherData: { timing: r.timing, device: r.device, wallMs: r.wallMs, kernelMs: r.kernelMs, dispatches: r.dispatches },
+    otherData: { timing: r.timing, device: r.device, wallMs: r.wallMs, kernelMs: r.kernelMs, dispatches: r.dispatches, droppedEvents: r.droppedEvents },
   };
 }
 

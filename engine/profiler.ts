@@ -16,7 +16,7 @@
 
 import { BufferUsage } from './buffer-pool.js';
 import { GpuError } from './errors.js';
-import { buildReport, type KernelEvent, type KernelWork, type ProfileReport, type ProfileTiming } from './profile-report.js';
+import { KernelTotals, type KernelWork, type ProfileReport, type ProfileTiming } from './profile-report.js';
 
 export type { KernelEvent, KernelStats, KernelWork, ProfileReport, ProfileTiming, ChromeTrace } from './profile-report.js';
 
@@ -54,7 +54,7 @@ export class Profiler {
   /** Dispatches recorded into the batch not yet submitted. */
   private batch: Pending[] = [];
   private readonly inflight = new Set<Promise<void>>();
-  private readonly events: KernelEvent[] = [];
+  private readonly totals = new KernelTotals();
   /** Timestamps are relative to the first one seen (ns, as BigInt), so event times stay exact numbers. */
   private origin: bigint | null = null;
   /** cpu timing: when the previous submission's work was seen to finish (ms, performance.now()). */
@@ -130,7 +130,7 @@ export class Profiler {
       const end = t[2 * i + 1];
       // Some drivers report 0 or a wrapped value for a query they could not write: kept with no time.
       const dur = end > begin && begin > 0n ? Number(end - begin) / 1e6 : 0;
-      this.events.push({ ...batch[i], startMs: Number(begin - this.origin) / 1e6, ms: dur });
+      this.totals.add({ ...batch[i], startMs: Number(begin - this.origin) / 1e6, ms: dur });
     }
   }
 
@@ -143,7 +143,7 @@ export class Profiler {
       const start = Math.max(submitted, this.lastDone);
       this.lastDone = at;
       // A batch without dispatches (a read's copy) only moves the clock on.
-      for (const d of batch) this.events.push({ ...d, startMs: start - this.started, ms: (at - start) / batch.length });
+      for (const d of batch) this.totals.add({ ...d, startMs: start - this.started, ms: (at - start) / batch.length });
     });
     this.lastDonePromise = done;
     return done;
@@ -157,6 +157,6 @@ export class Profiler {
     this.resolveBuffer?.destroy();
     for (const b of this.freeStaging.splice(0)) b.destroy();
     if (this.failure) throw new GpuError(`profiler: reading the kernel times failed: ${this.failure.message}`);
-    return buildReport(this.events, { timing: this.timing, device: this.deviceName, wallMs });
+    return this.totals.report({ timing: this.timing, device: this.deviceName, wallMs });
   }
 }

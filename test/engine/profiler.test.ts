@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  AdamW, bceWithLogits, chromeTrace, createNodeDevice, formatProfileTable, mergeTraces, PROFILE_QUERY_CAPACITY, tidy,
+  AdamW, bceWithLogits, chromeTrace, createNodeDevice, formatProfileTable, MAX_TRACE_EVENTS, mergeTraces, PROFILE_QUERY_CAPACITY, tidy,
   type Device, type ProfileReport,
 } from '../../engine/node.js';
+import { KernelTotals } from '../../engine/profile-report.js';
 import { VisionTransformer, presetConfig } from '../../models/vit.js';
 import { getDevice, seededValues } from '../helpers.js';
 
@@ -50,7 +51,9 @@ function checkTrace(report: ProfileReport): void {
   const trace = JSON.parse(JSON.stringify(chromeTrace(report, 'test')));
   expect(Array.isArray(trace.traceEvents)).toBe(true);
   const complete = trace.traceEvents.filter((e: { ph: string }) => e.ph === 'X');
-  expect(complete).toHaveLength(report.dispatches);
+  expect(complete).toHaveLength(report.events.length);
+  expect(report.droppedEvents).toBe(0);
+  expect(report.events.length).toBe(report.dispatches);
   for (const e of complete) {
     expect(typeof e.name).toBe('string');
     expect(Number.isFinite(e.ts) && e.ts >= 0).toBe(true);
@@ -168,6 +171,27 @@ describe('profiler', () => {
     for (const t of [images, targets]) t.dispose();
     opt.dispose();
     model.dispose();
+  });
+
+  it('totals: rates only where every call declared its work; the trace stops at MAX_TRACE_EVENTS, the table does not', () => {
+    const t = new KernelTotals();
+    t.add({ name: 'a', startMs: 0, ms: 2, work: { flops: 4e6, bytes: 1e6 } });
+    t.add({ name: 'a', startMs: 2, ms: 2, work: { flops: 4e6 } });
+    t.add({ name: 'b', startMs: 4, ms: 1 });
+    const r = t.report({ timing: 'timestamp', device: 'test', wallMs: 5 });
+    expect(r.kernels.map((k) => [k.name, k.calls, k.ms])).toEqual([['a', 2, 4], ['b', 1, 1]]);
+    expect(r.kernels[0].gflops).toBeCloseTo(2, 9); // 8e6 FLOP in 4 ms
+    expect(r.kernels[0].gbps).toBeNull();
+    expect(r.kernels[1].gflops).toBeNull();
+    expect(r.kernels[0].share).toBeCloseTo(0.8, 9);
+    const many = new KernelTotals();
+    for (let i = 0; i < MAX_TRACE_EVENTS + 3; i++) many.add({ name: 'k', startMs: i, ms: 0.001 });
+    const big = many.report({ timing: 'timestamp', device: 'test', wallMs: 1 });
+    expect(big.dispatches).toBe(MAX_TRACE_EVENTS + 3);
+    expect(big.kernels[0].calls).toBe(MAX_TRACE_EVENTS + 3);
+    expect(big.events).toHaveLength(MAX_TRACE_EVENTS);
+    expect(big.droppedEvents).toBe(3);
+    expect(formatProfileTable(big)).toMatch(/trace keeps the first 200000/);
   });
 
   it('refuses a second profile while one runs', async () => {
