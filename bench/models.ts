@@ -238,7 +238,8 @@ function writeRecords(f: ModelFlags, cases: readonly ModelCase[], records: Model
 }
 
 export async function runModelBench(entry: string, f: ModelFlags): Promise<number> {
-  const cases = f.only ? MODEL_CASES.filter((c) => f.only!.includes(c.id)) : [...MODEL_CASES];
+  // In the order --only gives them.
+  const cases = f.only ? MODEL_CASES.filter((c) => f.only!.includes(c.id)).sort((a, b) => f.only!.indexOf(a.id) - f.only!.indexOf(b.id)) : [...MODEL_CASES];
   const unknown = (f.only ?? []).filter((o) => !MODEL_CASES.some((c) => c.id === o));
   if (unknown.length) throw new Error(`--only: unknown model case ${unknown.join(', ')} (one of: ${MODEL_CASES.map((c) => c.id).join(', ')})`);
   // Lavapipe runs on as many threads as the machine has cores unless LP_NUM_THREADS says otherwise.
