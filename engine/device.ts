@@ -353,6 +353,7 @@ export class Device {
     }
     const timestamps = this.profiler?.beforeSubmit(this.encoder) ?? null;
     this.gpu.queue.submit([this.encoder.finish()]);
+    this.pool.submitted();
     this.profiler?.afterSubmit(timestamps);
     this.encoder = null;
     this.uniformUsed = 0;
