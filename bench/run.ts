@@ -4,7 +4,10 @@
 // orchestrates, prints the table and the target verdicts, and writes --json/--markdown.
 //
 //   npm run bench -- [--quick] [--only matmul,attention,layernorm|CASE-ID] [--impl vitgpu,...]
-//                    [--json FILE] [--markdown FILE] [--jax-mode best|jit|eager] [--timeout S]
+//                    [--json FILE] [--markdown FILE] [--jax-mode best|jit|eager] [--timeout S] [--profile [FILE]]
+//   npm run bench -- --models [--only MODEL-CASE,...] [--reps N] [--depth N] [--no-torch] [--profile [FILE]]
+//
+// --models measures whole ViT-B calls against PyTorch on the CPU instead (bench/models.ts).
 //
 // Dawn keeps a process alive while a GPU instance exists, so every path ends in process.exit().
 
@@ -14,10 +17,12 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { chromeTrace, formatProfileTable, mergeTraces, type ChromeTrace } from '../engine/node.js';
 import { CASES, selectCases, TOLERANCE } from './cases.js';
 import { buildTfjsBundle, IMPLS, peerVersions, type Impl } from './peers.js';
 import { buildRecords, evaluateTargets, formatTable, formatTargets, markdownTable, type BenchRecord, type TargetVerdict } from './report.js';
 import { FULL_TIMING, QUICK_TIMING, summarize, type RoundSamples, type TimingOptions } from './timing.js';
+import { MODEL_CASES, modelWorker, runModelBench } from './models.js';
 import { CROSS_SAMPLES, serveWorker, type JaxChoice, type WorkerReply, type WorkerRequest, type WorkerResult } from './worker.js';
 
 interface Flags {
@@ -29,6 +34,12 @@ interface Flags {
   timeout?: string;
   worker?: string;
   jaxMode?: string;
+  models?: boolean;
+  reps?: string;
+  depth?: string;
+  torch?: boolean;
+  profile?: string | boolean;
+  modelWorker?: string;
 }
 
 const MEMORY_DEFINITION =
@@ -65,7 +76,7 @@ function gitState(): { commit: string | null; modified: string[] } {
 function snapshotDist(): { entry: string; remove(): void } {
   const dist = fileURLToPath(new URL('..', import.meta.url));
   const dir = join(dist, `.bench-run-${process.pid}`);
-  for (const sub of ['engine', 'kernels', 'bench']) {
+  for (const sub of ['engine', 'kernels', 'models', 'bench']) {
     cpSync(join(dist, sub), join(dir, sub), { recursive: true, filter: (src) => !src.endsWith('.map') && !src.endsWith('.d.ts') });
   }
   return { entry: join(dir, 'bench', 'run.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
@@ -84,6 +95,7 @@ class WorkerHandle {
   constructor(entry: string, readonly caseId: string, readonly impl: Impl, flags: Flags) {
     const args = [entry, '--worker', caseId, '--impl', impl];
     if (flags.jaxMode) args.push('--jax-mode', flags.jaxMode);
+    if (impl === 'vitgpu' && profileFlag(flags.profile)) args.push('--profile');
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-20_000);
@@ -223,6 +235,7 @@ async function orchestrate(flags: Flags): Promise<number> {
     process.exit(130);
   });
   const results: WorkerResult[] = [];
+  const traces: ChromeTrace[] = [];
   const total = cases.length * impls.length;
   let n = 0;
   try {
@@ -234,12 +247,21 @@ async function orchestrate(flags: Flags): Promise<number> {
         console.log(progressLine(++n, total, r, recs[i]));
         for (const note of r.notes) console.log(`    note: ${note}`);
         if (r.leakBytes) console.log(`    WARNING: ${r.leakBytes} bytes stayed live after a call (a leak in vitgpu)`);
+        if (r.profile) {
+          console.log(`    ${formatProfileTable(r.profile, 8).split('\n').join('\n    ')}`);
+          traces.push(chromeTrace(r.profile, `vitgpu ${r.caseId}`, traces.length + 1));
+        }
       });
     }
   } finally {
     snapshot.remove();
   }
 
+  const traceFile = profileFlag(flags.profile);
+  if (typeof traceFile === 'string' && traces.length) {
+    writeFileSync(traceFile, JSON.stringify(mergeTraces(traces)));
+    console.log(`profile trace: ${traceFile}`);
+  }
   const records = buildRecords(cases, results);
   const targets = evaluateTargets(records);
   const vitResult = results.find((r) => r.impl === 'vitgpu' && r.adapterInfo);
@@ -289,6 +311,29 @@ async function orchestrate(flags: Flags): Promise<number> {
   return vitFailed ? 1 : 0;
 }
 
+async function orchestrateModels(flags: Flags): Promise<number> {
+  const git = gitState();
+  const snapshot = snapshotDist();
+  const args = process.argv.slice(2).join(' ');
+  try {
+    return await runModelBench(snapshot.entry, {
+      only: list(flags.only), reps: Number(flags.reps ?? 2), depth: Number(flags.depth ?? 12), torch: flags.torch !== false,
+      profile: profileFlag(flags.profile), json: flags.json && userPath(flags.json), markdown: flags.markdown && userPath(flags.markdown),
+      timeoutS: Number(flags.timeout ?? 3600),
+      command: process.env.npm_lifecycle_event === 'bench' ? `npm run bench -- ${args}` : `node dist/bench/run.js ${args}`,
+      git: `${git.commit ?? '?'}${git.modified.length ? ` (uncommitted: ${git.modified.map((l) => l.slice(3)).join(', ')})` : ''}`,
+    });
+  } finally {
+    snapshot.remove();
+  }
+}
+
+/** --profile / VITGPU_PROFILE: false when off, true for the table only, a path for the trace too. */
+function profileFlag(p: string | boolean | undefined): string | boolean {
+  if (!p || p === '0' || p === 'false') return false;
+  return typeof p === 'string' && p !== '1' && p !== 'true' ? userPath(p) : true;
+}
+
 function kernelSummary(records: readonly BenchRecord[]): string[] {
   return records
     .filter((r) => r.impl === 'vitgpu' && r.kernels?.length)
@@ -329,12 +374,28 @@ const program = new Command()
   .option('--markdown <file>', 'write the table and verdicts as Markdown')
   .option('--timeout <seconds>', 'for one worker to get ready (default 480, quick 240); a timing round gets a quarter, at least 60')
   .addOption(new Option('--jax-mode <mode>', 'jax-js: best (both, the faster reported), jit or eager').choices(['best', 'jit', 'eager']).default('best'))
+  .option('--models', `whole-model cases against PyTorch CPU instead: ${MODEL_CASES.map((c) => c.id).join(', ')} (slow: minutes)`)
+  .option('--reps <n>', 'with --models: timed calls after the warm-up', '2')
+  .option('--depth <n>', 'with --models: blocks of the ViT-B (fewer for quick iterations)', '12')
+  .option('--no-torch', 'with --models: skip PyTorch')
+  .addOption(new Option('--profile [file]', 'profile one extra vitgpu call per case: print its kernel table; with FILE, write the Chrome trace').env('VITGPU_PROFILE'))
   .addOption(new Option('--worker <case>', 'internal: measure one case in this process').hideHelp())
+  .addOption(new Option('--model-worker <json>', 'internal: run one model case in this process').hideHelp())
   .action(async (flags: Flags) => {
     let code = 0;
     try {
+      if (flags.modelWorker) {
+        await modelWorker(JSON.parse(flags.modelWorker));
+        exitAfterFlush(0);
+        return;
+      }
+      if (flags.models) {
+        code = await orchestrateModels(flags);
+        exitAfterFlush(code);
+        return;
+      }
       if (flags.worker) {
-        await serveWorker(flags.worker, (flags.impl ?? 'vitgpu') as Impl, (flags.jaxMode ?? 'best') as JaxChoice);
+        await serveWorker(flags.worker, (flags.impl ?? 'vitgpu') as Impl, (flags.jaxMode ?? 'best') as JaxChoice, Boolean(profileFlag(flags.profile)));
         return;
       }
       code = await orchestrate(flags);

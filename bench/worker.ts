@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { createNodeDevice, type Device, type Tensor } from '../engine/node.js';
+import { createNodeDevice, type Device, type ProfileReport, type Tensor } from '../engine/node.js';
 import { CASES, TOLERANCE, type Case, type CheckResult, type HostTensor, type JaxMode, type Runner } from './cases.js';
 import { loadJax, loadTfjs, peerAdapterDescription, type Impl, type MemoryTracker } from './peers.js';
 import { samplePositions } from './reference.js';
@@ -44,6 +44,8 @@ export interface WorkerResult {
   samples?: number[][];
   /** vitgpu: the kernels the case dispatched. */
   kernels?: KernelUse[];
+  /** vitgpu with --profile: one extra call, profiled after the measured ones. */
+  profile?: ProfileReport;
   /** vitgpu: bytes still live after a call that should have freed everything it made. */
   leakBytes?: number;
   /** Remarks on the measurement (jax-js: both modes' warm calls and which was timed; a mode that failed). */
@@ -149,7 +151,7 @@ export interface PreparedWorker {
   dispose(): void;
 }
 
-export async function prepareWorker(caseId: string, impl: Impl, jaxMode: JaxChoice = 'best'): Promise<PreparedWorker> {
+export async function prepareWorker(caseId: string, impl: Impl, jaxMode: JaxChoice = 'best', profile = false): Promise<PreparedWorker> {
   const started = performance.now();
   const spec = CASES.find((c) => c.id === caseId);
   if (!spec) throw new Error(`unknown case ${caseId}`);
@@ -183,6 +185,11 @@ export async function prepareWorker(caseId: string, impl: Impl, jaxMode: JaxChoi
       runners.push(runner);
       measured.push(await prepareRunner(spec, host, runner, tracker, device));
       result.kernels = kernels();
+      if (profile && !measured[0].error) {
+        const session = device.profile();
+        await runner.run();
+        result.profile = await session.stop();
+      }
     } else {
       for (const t of tensors) t.dispose();
       device.destroy();
@@ -233,8 +240,8 @@ export async function prepareWorker(caseId: string, impl: Impl, jaxMode: JaxChoi
 }
 
 /** Runs a worker: over IPC when the orchestrator started it, else standalone (times, prints, exits). */
-export async function serveWorker(caseId: string, impl: Impl, jaxMode: JaxChoice): Promise<void> {
-  const prepared = await prepareWorker(caseId, impl, jaxMode);
+export async function serveWorker(caseId: string, impl: Impl, jaxMode: JaxChoice, profile = false): Promise<void> {
+  const prepared = await prepareWorker(caseId, impl, jaxMode, profile);
   const { result, runner } = prepared;
   const send = process.send?.bind(process);
   if (!send) {

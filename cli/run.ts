@@ -4,23 +4,46 @@
 // with an explicit exit once its work is done.
 
 import { Command, Option } from 'commander';
-import { createNodeDevice, type Device } from '../engine/node.js';
+import { chromeTrace, createNodeDevice, formatProfileTable, writeFileAtomic, type Device, type ProfileSession } from '../engine/node.js';
 import { NoAdapterError, VitgpuError } from '../engine/errors.js';
 
 export interface DeviceFlags {
   adapter?: string;
   debugWgsl?: string | boolean;
+  /** true: print the kernel table at the end; a path: also write the Chrome trace there. */
+  profile?: string | boolean;
 }
 
-/** Adds --adapter and --debug-wgsl to a command. */
+/** Adds --adapter, --debug-wgsl and --profile to a command. */
 export function withDeviceOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--adapter <name>', 'WebGPU adapter whose name contains NAME (see `vitgpu devices`)').env('VITGPU_ADAPTER'))
-    .addOption(new Option('--debug-wgsl [kernel]', 'print the WGSL of each kernel (or those whose name contains KERNEL) when first built'));
+    .addOption(new Option('--debug-wgsl [kernel]', 'print the WGSL of each kernel (or those whose name contains KERNEL) when first built'))
+    .addOption(new Option('--profile [file]', 'time every kernel; at the end print them by total time (stderr) and, with FILE, write a Chrome trace (Perfetto, chrome://tracing)').env('VITGPU_PROFILE'));
 }
 
-export function openDevice(flags: DeviceFlags): Promise<Device> {
-  return createNodeDevice({ adapter: flags.adapter, debugWgsl: flags.debugWgsl });
+/** The command's running profile (started by openDevice, reported by action). */
+let profiling: { session: ProfileSession; file: string | null } | null = null;
+
+export async function openDevice(flags: DeviceFlags): Promise<Device> {
+  const device = await createNodeDevice({ adapter: flags.adapter, debugWgsl: flags.debugWgsl });
+  const p = flags.profile;
+  if (p && p !== '0' && p !== 'false' && !profiling) {
+    profiling = { session: device.profile(), file: typeof p === 'string' && p !== '1' && p !== 'true' ? p : null };
+  }
+  return device;
+}
+
+async function reportProfile(): Promise<void> {
+  if (!profiling) return;
+  const { session, file } = profiling;
+  profiling = null;
+  const report = await session.stop();
+  console.error(`\n${formatProfileTable(report)}`);
+  if (file) {
+    await writeFileAtomic(file, JSON.stringify(chromeTrace(report, 'vitgpu')));
+    console.error(`profile trace: ${file} (open in https://ui.perfetto.dev or chrome://tracing)`);
+  }
 }
 
 /** Runs a command body, prints errors without a stack for known failures, and exits the process. */
@@ -28,7 +51,11 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
   return async (...args: A) => {
     let code = 0;
     try {
-      await body(...args);
+      try {
+        await body(...args);
+      } finally {
+        await reportProfile();
+      }
     } catch (err) {
       code = err instanceof NoAdapterError ? 2 : 1;
       if (err instanceof VitgpuError) console.error(`vitgpu: ${err.message}`);

@@ -56,6 +56,8 @@ export class BufferPool {
   private peak = 0;
   private liveCount = 0;
   private pooledCount = 0;
+  /** Released past maxPooledBytes: destroyed once the batch that may still bind them is submitted. */
+  private readonly doomed: GPUBuffer[] = [];
 
   constructor(
     private readonly device: GPUDevice,
@@ -89,7 +91,8 @@ export class BufferPool {
     this.live -= pb.bytes;
     this.liveCount--;
     if (this.pooled + pb.bytes > this.maxPooledBytes) {
-      pb.buffer.destroy();
+      // Recorded, not yet submitted work may bind it; destroyed now, that submission would fail.
+      this.doomed.push(pb.buffer);
       return;
     }
     let list = this.free.get(pb.bytes);
@@ -99,8 +102,14 @@ export class BufferPool {
     this.pooledCount++;
   }
 
+  /** Called by the device after each submission: destroys the buffers released past the limit. */
+  submitted(): void {
+    for (const b of this.doomed.splice(0)) b.destroy();
+  }
+
   /** Destroys every pooled (released) buffer. */
   trim(): void {
+    this.submitted();
     for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
     this.free.clear();
     this.pooled = 0;

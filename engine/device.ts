@@ -3,7 +3,8 @@
 // engine/node.ts) and imports nothing from Node.
 
 import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, sizeClass } from './buffer-pool.js';
-import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError } from './errors.js';
+import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError, VitgpuError } from './errors.js';
+import { Profiler, type KernelWork, type ProfileOptions, type ProfileSession } from './profiler.js';
 
 export interface DeviceOptions {
   /** Pick the adapter whose name contains this (case-insensitive). In Node also `VITGPU_ADAPTER`. */
@@ -14,6 +15,8 @@ export interface DeviceOptions {
   maxPooledBytes?: number;
   /** Message for "no adapter" (Node passes the Linux driver recipe; the default suits a browser). */
   noAdapterHelp?: string;
+  /** Optional features not to request even where offered (e.g. ['timestamp-query'] to test without). */
+  withoutFeatures?: readonly string[];
   /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
   debugWgsl?: boolean | string;
 }
@@ -102,7 +105,7 @@ export async function createDevice(gpu: GPU | undefined | null, options: DeviceO
     throw new NoAdapterError(`No adapter matches "${options.adapter}"; this one is available: ${name}`);
   }
 
-  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f) && !options.withoutFeatures?.includes(f));
   const requiredLimits: Record<string, number> = {};
   for (const key of RAISED_LIMITS) {
     const v = (adapter.limits as unknown as Record<string, number>)[key];
@@ -167,6 +170,8 @@ export class Device {
   private readonly readbackFree = new Map<number, GPUBuffer[]>();
   private destroyed = false;
   private readonly destroyHooks: (() => void)[] = [];
+  /** The running profile, or null: when null, dispatch records no pass, query or read of its own. */
+  private profiler: Profiler | null = null;
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
     this.pool = new BufferPool(gpu, options.maxPooledBytes);
@@ -284,8 +289,10 @@ export class Device {
    * Records one dispatch: `params` goes to binding 0, `buffers` to bindings 1..n. Buffers may be
    * PooledBuffers (marked as used by this batch) or raw GPUBuffers.
    */
-  dispatch(kernel: KernelSource, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[]): void {
+  dispatch(kernel: KernelSource, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[], work?: KernelWork): void {
     this.checkHealthy();
+    const profiler = this.profiler;
+    if (profiler?.full) this.flush();
     const paramBytes = Math.max(16, Math.ceil((kernel.paramWords * 4) / 16) * 16);
     if (params.length > kernel.paramWords) {
       throw new GpuError(`kernel ${kernel.name}: ${params.length} param words passed, ${kernel.paramWords} declared`);
@@ -304,13 +311,39 @@ export class Device {
       entries.push({ binding: i + 1, resource: { buffer: buffers[i].buffer } });
     }
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.computePass();
+    // Profiled, each dispatch gets a pass of its own (its timestampWrites bracket the one dispatch).
+    const pass = profiler ? this.commandEncoder().beginComputePass(profiler.passFor(kernel.name, work)) : this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (profiler) pass.end();
     this.dispatchesInBatch++;
     this.recentKernels.push(kernel.name);
     if (this.recentKernels.length > 4) this.recentKernels.shift();
+    if (profiler?.timing === 'cpu') this.flush();
+  }
+
+  /**
+   * Starts timing every dispatch (see engine/profiler.ts): GPU timestamps where the adapter has
+   * timestamp-query, else CPU timing with a flush per kernel. `stop()` waits for the recorded work and
+   * returns the report (formatProfileTable, chromeTrace).
+   */
+  profile(options: ProfileOptions = {}): ProfileSession {
+    if (this.profiler) throw new VitgpuError('a profile is already running on this device');
+    const hasTimestamps = this.info.features.includes('timestamp-query');
+    const timing = options.timing ?? (hasTimestamps ? 'timestamp' : 'cpu');
+    if (timing === 'timestamp' && !hasTimestamps) throw new VitgpuError(`profile: the adapter (${this.name}) has no timestamp-query; use timing 'cpu'`);
+    this.flush();
+    const profiler = (this.profiler = new Profiler(this.gpu, timing, this.name));
+    return {
+      timing,
+      stop: async () => {
+        if (this.profiler !== profiler) throw new VitgpuError('this profile was already stopped');
+        this.flush();
+        this.profiler = null;
+        return profiler.finish();
+      },
+    };
   }
 
   /** Submits everything recorded so far. */
@@ -323,7 +356,10 @@ export class Device {
     if (this.uniformUsed > 0) {
       this.gpu.queue.writeBuffer(this.uniformRing, 0, this.uniformStaging.buffer, 0, this.uniformUsed);
     }
+    const timestamps = this.profiler?.beforeSubmit(this.encoder) ?? null;
     this.gpu.queue.submit([this.encoder.finish()]);
+    this.pool.submitted();
+    this.profiler?.afterSubmit(timestamps);
     this.encoder = null;
     this.uniformUsed = 0;
     this.dispatchesInBatch = 0;

@@ -11,6 +11,8 @@ export { Tensor, Storage, GradNode } from './tensor.js';
 export { tidy, keep } from './scope.js';
 export { noGrad, isGradEnabled, backward, checkpoint } from './autograd.js';
 export { type MemoryStats, sizeClass } from './buffer-pool.js';
+export { type ProfileOptions, type ProfileSession, PROFILE_QUERY_CAPACITY } from './profiler.js';
+export { chromeTrace, formatProfileTable, mergeTraces, MAX_TRACE_EVENTS, type ChromeTrace, type KernelEvent, type KernelStats, type KernelWork, type ProfileReport, type ProfileTiming } from './profile-report.js';
 export * from './errors.js';
 export * from './ops/index.js';
 export { broadcastShapes, sizeOf, contiguousStrides } from './shape.js';

@@ -56,7 +56,8 @@ export function adamwWorkgroups(n: number): [number, number] {
  * element 0) and gradient `g` (contiguous), the gradient scaled by the GPU scalar `clip`.
  */
 export function adamwStep(p: Tensor, m: Tensor, v: Tensor, g: Tensor, clip: Tensor, hyper: AdamWHyper, step: number): void {
-  launch(adamwKernel(), { p, m, v, g, clip }, adamwParams(p.size, p.offset, g.offset, hyper, step), adamwWorkgroups(p.size));
+  // Bytes: p, m and v read and written, g read.
+  launch(adamwKernel(), { p, m, v, g, clip }, adamwParams(p.size, p.offset, g.offset, hyper, step), adamwWorkgroups(p.size), { bytes: 28 * p.size });
 }
 
 /** CPU reference (f64): one step on flat arrays, updating p, m, v in place. */

@@ -79,6 +79,7 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number,
       { out, lse, q: qc, k: kc, v: vc },
       attentionForwardParams(n, b * h, scale, qc.offset / 4, kc.offset / 4, vc.offset / 4),
       attentionWorkgroups(n, b * h, vr),
+      { flops: 4 * b * h * n * n * d, bytes: 4 * (4 * b * h * n * d + b * h * n) },
     );
   } finally {
     for (const t of temps) t.dispose();
@@ -119,11 +120,16 @@ export function attentionBackward(
       { stats, o: oc, dO: gc, lse: lc },
       attentionRowStatsParams(rowCount, oc.offset / 4, gc.offset / 4, lc.offset),
       attentionRowStatsWorkgroups(rowCount),
+      { bytes: 4 * (2 * rowCount * d + 3 * rowCount) },
     );
     const params = attentionBackwardParams(n, b * h, scale, { q: qc.offset / 4, k: kc.offset / 4, v: vc.offset / 4, dOut: gc.offset / 4 });
     const inputs = { q: qc, k: kc, v: vc, dO: gc, stats };
-    launch(attentionBackwardDqKernel(d, vr.dq), { dq, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dq));
-    launch(attentionBackwardDkvKernel(d, vr.dkv), { dk, dv, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dkv));
+    // FLOPs as executed: dq recomputes q·kᵀ and dO·vᵀ and forms dS·k (3 products); dk, dv recompute
+    // both and form Pᵀ·dO and dSᵀ·q (4 products).
+    const pairs = 2 * b * h * n * n * d;
+    const io = 4 * 4 * b * h * n * d;
+    launch(attentionBackwardDqKernel(d, vr.dq), { dq, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
+    launch(attentionBackwardDkvKernel(d, vr.dkv), { dk, dv, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
   } finally {
     for (const t of temps) t.dispose();
   }

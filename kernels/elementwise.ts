@@ -226,6 +226,7 @@ export function writeElementwise(op: ElementwiseOpName, out: Tensor, inputs: rea
     buffers,
     elementwiseParams(out.size, shape, outOp, inOps, scalars),
     elementwiseWorkgroups(out.size),
+    { bytes: 4 * out.size * (1 + inputs.length) },
   );
 }
 
@@ -253,7 +254,7 @@ export function contiguousInput(t: Tensor, offset: OperandOffset, shape: Shape =
 /** Sets every element of the contiguous tensor `out` to `value`. */
 export function fill(out: Tensor, value: number): void {
   if (out.size === 0) return;
-  launch(fillKernel(), { out }, new Params().u32(out.size).f32(value).toArray(), grid1d(out.size, FILL_WG));
+  launch(fillKernel(), { out }, new Params().u32(out.size).f32(value).toArray(), grid1d(out.size, FILL_WG), { bytes: 4 * out.size });
 }
 
 // ---- fill: out[i] = value ----

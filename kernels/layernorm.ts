@@ -113,7 +113,7 @@ export function layerNormForward(x: Tensor, gamma: Tensor, beta: Tensor, eps: nu
   const stats = Tensor.empty(x.device, [rows, 2]);
   if (rows > 0) {
     const [xc, gc, bc] = [x, gamma, beta].map((t) => contiguousInput(t, 'zero'));
-    launch(layerNormForwardKernel(), { y, stats, x: xc, gamma: gc, beta: bc }, layerNormParams(rows, d, eps), rowWorkgroups(rows));
+    launch(layerNormForwardKernel(), { y, stats, x: xc, gamma: gc, beta: bc }, layerNormParams(rows, d, eps), rowWorkgroups(rows), { bytes: 8 * rows * d });
     for (const t of [xc, gc, bc]) t.dispose();
   }
   return { y, stats };
@@ -129,8 +129,8 @@ export function layerNormBackward(dy: Tensor, x: Tensor, gamma: Tensor, stats: T
   const dbeta = Tensor.empty(dev, [d]);
   if (rows > 0) {
     const [gc, xc, gmc, sc] = [dy, x, gamma, stats].map((t) => contiguousInput(t, 'zero'));
-    launch(layerNormBackwardKernel(), { dx, dy: gc, x: xc, gamma: gmc, stats: sc }, layerNormParams(rows, d), rowWorkgroups(rows));
-    launch(layerNormParamGradKernel(), { dgamma, dbeta, dy: gc, x: xc, stats: sc }, layerNormParams(rows, d), columnWorkgroups(d));
+    launch(layerNormBackwardKernel(), { dx, dy: gc, x: xc, gamma: gmc, stats: sc }, layerNormParams(rows, d), rowWorkgroups(rows), { bytes: 12 * rows * d });
+    launch(layerNormParamGradKernel(), { dgamma, dbeta, dy: gc, x: xc, stats: sc }, layerNormParams(rows, d), columnWorkgroups(d), { bytes: 8 * rows * d });
     for (const t of [gc, xc, gmc, sc]) t.dispose();
   }
   return { dx, dgamma, dbeta };

@@ -153,12 +153,12 @@ export function reduceAxes(op: ReduceOpName, x: Tensor, axes: readonly number[],
   const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
   const nChunks = perWorkgroup ? Math.ceil(r / REDUCE_CHUNK) : 1;
   if (nChunks <= 1) {
-    launch(kernel, { out, inp: x }, reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup));
+    launch(kernel, { out, inp: x }, reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup), { bytes: 4 * (nOut * r + nOut) });
     return out;
   }
   // Two passes: chunks of each row into [nOut, nChunks] partials, then those rows.
   const partial = Tensor.empty(x.device, [nOut, nChunks]);
-  launch(kernel, { out: partial, inp: x }, reduceParams(op, nOut, r, x.offset, 1, plan, REDUCE_CHUNK, nChunks), reduceWorkgroups(nOut, true, nChunks));
+  launch(kernel, { out: partial, inp: x }, reduceParams(op, nOut, r, x.offset, 1, plan, REDUCE_CHUNK, nChunks), reduceWorkgroups(nOut, true, nChunks), { bytes: 4 * (nOut * r + nOut * nChunks) });
   const second = { keptShape: [nOut], keptStrides: [nChunks], redShape: [nChunks], redStrides: [1] };
   const secondWg = reduceUsesWorkgroup(nOut, nChunks);
   launch(
@@ -166,6 +166,7 @@ export function reduceAxes(op: ReduceOpName, x: Tensor, axes: readonly number[],
     { out, inp: partial },
     reduceParams(op, nOut, nChunks, 0, scale, second),
     reduceWorkgroups(nOut, secondWg),
+    { bytes: 4 * (nOut * nChunks + nOut) },
   );
   partial.dispose();
   return out;

@@ -63,7 +63,7 @@ export function softmaxForward(x: Tensor): Tensor {
   const y = Tensor.empty(x.device, x.shape);
   if (rows > 0) {
     const xc = contiguousInput(x, 'zero');
-    launch(softmaxForwardKernel(), { y, x: xc }, softmaxParams(rows, d, true), rowWorkgroups(rows));
+    launch(softmaxForwardKernel(), { y, x: xc }, softmaxParams(rows, d, true), rowWorkgroups(rows), { bytes: 8 * rows * d });
     xc.dispose();
   }
   return y;
@@ -75,7 +75,7 @@ export function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
   const dx = Tensor.empty(y.device, y.shape);
   if (rows > 0) {
     const [yc, gc] = [y, dy].map((t) => contiguousInput(t, 'zero'));
-    launch(softmaxBackwardKernel(), { dx, y: yc, dy: gc }, softmaxParams(rows, d, false), rowWorkgroups(rows));
+    launch(softmaxBackwardKernel(), { dx, y: yc, dy: gc }, softmaxParams(rows, d, false), rowWorkgroups(rows), { bytes: 12 * rows * d });
     yc.dispose();
     gc.dispose();
   }

@@ -14,6 +14,7 @@
 // One mechanism reads better than two, and the browser bundle has one dependency fewer.)
 
 import type { Device, KernelSource } from '../engine/device.js';
+import type { KernelWork } from '../engine/profiler.js';
 import type { PooledBuffer } from '../engine/buffer-pool.js';
 import type { Tensor } from '../engine/tensor.js';
 import { GpuError } from '../engine/errors.js';
@@ -147,9 +148,9 @@ export class Params {
 
 /**
  * Records one dispatch of `kernel`, its storage buffers given by binding name (every name exactly
- * once); the device is the buffers'.
+ * once); the device is the buffers'. `work` (FLOPs, bytes moved) gives the profiler's GFLOP/s and GB/s.
  */
-export function launch(kernel: Kernel, buffers: Readonly<Record<string, Tensor>>, params: Uint32Array, workgroups: readonly number[]): void {
+export function launch(kernel: Kernel, buffers: Readonly<Record<string, Tensor>>, params: Uint32Array, workgroups: readonly number[], work?: KernelWork): void {
   const list = new Array<PooledBuffer>(kernel.bindings.length);
   let device: Device | undefined;
   for (let i = 0; i < kernel.bindings.length; i++) {
@@ -162,7 +163,7 @@ export function launch(kernel: Kernel, buffers: Readonly<Record<string, Tensor>>
     const unknown = Object.keys(buffers).filter((name) => !kernel.bindings.includes(name));
     throw new GpuError(`kernel ${kernel.name}: it has no binding named ${unknown.map((n) => `"${n}"`).join(', ')}`);
   }
-  device!.dispatch(kernel, list, params, workgroups);
+  device!.dispatch(kernel, list, params, workgroups, work);
 }
 
 // ---- templates ----

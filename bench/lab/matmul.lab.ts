@@ -5,7 +5,7 @@
 //   npx esbuild bench/lab/matmul.lab.ts --bundle --platform=node --format=esm --packages=external \
 //     --outfile=node_modules/.cache/vitgpu-lab/matmul.lab.mjs && node node_modules/.cache/vitgpu-lab/matmul.lab.mjs
 //
-// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw  --configs default,subgroup,
+// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw,fc2-dx,fc1-dw  --configs default,subgroup,
 // register,tiled,subgroup:16x1,register:8x2,register:4x1/strided,...  (rows x column groups; /strided
 // forces scalar loads)  --reps 5  --epilogue (bias+GELU+residual+pre).
 //
@@ -13,7 +13,7 @@
 // ("cpu-norm"): the lavapipe threads run in this process, so when other jobs share the machine that
 // column still says what the kernel does with all cores to itself. Each timed run ends with a device
 // sync; every configuration is first run once (pipeline compile) and checked on sampled entries
-// against an f64 dot product.
+// against an f64 dot product, then the configurations' timed runs are interleaved.
 
 // Last run on an idle machine (lavapipe, Mesa 25.0.7 / LLVM 15, 2 AMD EPYC cores), --reps 5, default
 // choice ('subgroup', 32 rows × 32 columns per workgroup of 8), GFLOP/s of the best / median run:
@@ -51,6 +51,8 @@ const SHAPES: Shape[] = [
   { id: 'fc2', m: TOKENS, k: 3072, n: 768, aT: false, bT: true, what: 'x·Wᵀ (MLP fc2)' },
   { id: 'fc1-dx', m: TOKENS, k: 3072, n: 768, aT: false, bT: false, what: 'dX = dY·W (fc1 backward)' },
   { id: 'fc2-dw', m: 768, k: TOKENS, n: 3072, aT: true, bT: false, what: 'dW = dYᵀ·X (fc2 backward)' },
+  { id: 'fc2-dx', m: TOKENS, k: 768, n: 3072, aT: false, bT: false, what: 'dX = dY·W (fc2 backward)' },
+  { id: 'fc1-dw', m: 3072, k: TOKENS, n: 768, aT: true, bT: false, what: 'dW = dYᵀ·X (fc1 backward)' },
 ];
 
 function arg(name: string, fallback: string): string {
@@ -127,10 +129,12 @@ async function main(): Promise<void> {
     const residual = withEpilogue ? device.tensor(values(s.m * s.n, 4), [s.m, s.n]) : undefined;
     const epilogue = withEpilogue ? { bias, gelu: true, residual, preActivation: true } : {};
     const flops = 2 * s.m * s.n * s.k;
+    // Every configuration is compiled and checked first; then the timed runs take turns (config 1,
+    // config 2, ..., config 1, ...), so a change of machine load falls on all of them alike.
+    const prepared = [];
     for (const spec of configs) {
       const opts = parseConfig(spec);
       const run = () => matmulFused(ops.a, ops.b, epilogue, opts);
-      // Compile, then check sampled entries of the pre-activation (or plain) product.
       const key = matmulKernelKey(matmulPlan(ops.a, ops.b, epilogue, opts)).replace(/^matmul:/, '');
       let err = 0;
       {
@@ -147,18 +151,22 @@ async function main(): Promise<void> {
         r.out.dispose();
         r.pre?.dispose();
       }
-      const times: number[] = [];
-      const cpu0 = process.cpuUsage();
-      for (let i = 0; i < reps; i++) {
+      prepared.push({ spec, key, run, err, times: [] as number[], cpuMs: 0 });
+    }
+    for (let i = 0; i < reps; i++) {
+      for (const c of prepared) {
+        const cpu0 = process.cpuUsage();
         const t0 = performance.now();
-        const r = run();
+        const r = c.run();
         await device.sync();
-        times.push(performance.now() - t0);
+        c.times.push(performance.now() - t0);
+        const cpu = process.cpuUsage(cpu0);
+        c.cpuMs += (cpu.user + cpu.system) / 1000 / reps;
         r.out.dispose();
         r.pre?.dispose();
       }
-      const cpu = process.cpuUsage(cpu0);
-      const cpuMs = (cpu.user + cpu.system) / 1000 / reps;
+    }
+    for (const { spec, key, times, cpuMs, err } of prepared) {
       const best = Math.min(...times);
       const median = [...times].sort((x, y) => x - y)[Math.floor(reps / 2)];
       const norm = (flops / cpuMs / 1e6) * cores;

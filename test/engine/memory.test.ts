@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DisposedError, keep, sizeClass, tidy, type Device, type Tensor } from '../../engine/node.js';
+import { createNodeDevice, DisposedError, keep, sizeClass, tidy, type Device, type Tensor } from '../../engine/node.js';
 import { getDevice, seededValues } from '../helpers.js';
 
 let device: Device;
@@ -33,6 +33,25 @@ describe('buffer pool', () => {
     const again = device.zeros([1000]); // reuses the pooled buffer
     expect(device.memory().pooledBytes).toBe(pooled - sizeClass(4000));
     again.dispose();
+  });
+
+  it('a buffer released past the pool limit while unsubmitted work binds it is destroyed only after that work is submitted', async () => {
+    // A batch-30 ViT-B step released more than the default 2 GiB and failed with "used in submit while destroyed".
+    const small = await createNodeDevice({ maxPooledBytes: 0 });
+    try {
+      const values = seededValues(1000, 2);
+      const x = small.tensor(values, [1000]);
+      const y = x.mul(2).add(1);
+      x.dispose(); // bound by the two kernels just recorded
+      const z = y.mul(3);
+      y.dispose();
+      const f = Math.fround;
+      expect(Array.from(await z.data())).toEqual(Array.from(values, (v) => f(f(f(v * 2) + 1) * 3)));
+      expect(small.memory().pooledBytes).toBe(0);
+      z.dispose();
+    } finally {
+      small.destroy();
+    }
   });
 
   it('peak tracks the high-water mark', () => {
