@@ -42,7 +42,7 @@ async function reportProfile(): Promise<void> {
   console.error(`\n${formatProfileTable(report)}`);
   if (file) {
     await writeFileAtomic(file, JSON.stringify(chromeTrace(report, 'vitgpu')));
-    console.error(`profile trace: ${file} (open in https://ui.perfetto.dev or chrome://tracing)`);
+    console.error(`profile trace: ${file} (open it in Perfetto or chrome://tracing)`);
   }
 }
 
