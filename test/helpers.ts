@@ -3,6 +3,8 @@
 import { createNodeDevice, type Device } from '../engine/node.js';
 import type { KernelSource } from '../engine/device.js';
 import { mulberry32 } from '../engine/prng.js';
+import { readFileSync } from 'node:fs';
+import { bytesSource, readHeader, readTensorF32 } from '../models/safetensors.js';
 
 let device: Promise<Device> | null = null;
 
@@ -120,4 +122,13 @@ export async function expectCompiles(device: Device, kernels: readonly KernelSou
   for (const k of kernels) device.pipeline(k);
   await device.sync();
   return new Set(kernels.map((k) => k.source)).size;
+}
+
+/** Every tensor of a checkpoint file as f32, with its metadata (for tests that inspect what a run wrote). */
+export async function checkpointFile(path: string): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
+  const src = bytesSource(readFileSync(path), path);
+  const h = await readHeader(src);
+  const tensors = new Map<string, Float32Array>();
+  for (const info of h.tensors.values()) tensors.set(info.name, await readTensorF32(src, info));
+  return { tensors, metadata: h.metadata };
 }

@@ -3,14 +3,13 @@
 // the probe trained from cached features (made by `vitgpu features`, or extracted by the run itself)
 // ends with the same head as one that runs the backbone on every batch.
 
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { vitgpu } from '../cli-runner.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
-import { bytesSource, readHeader, readTensorF32 } from '../../models/safetensors.js';
-import { expectClose } from '../helpers.js';
+import { expectClose, checkpointFile } from '../helpers.js';
 
 let dir: string;
 let csv: string;
@@ -18,13 +17,7 @@ let base: string;
 
 const common = ['--batch-size', '16', '--lr', '1e-2', '--seed', '3', '--workers', '1', '--patience', '0'];
 
-async function fileOf(path: string): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
-  const src = bytesSource(readFileSync(path), path);
-  const h = await readHeader(src);
-  const tensors = new Map<string, Float32Array>();
-  for (const info of h.tensors.values()) tensors.set(info.name, await readTensorF32(src, info));
-  return { tensors, metadata: h.metadata };
-}
+const fileOf = checkpointFile;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vitgpu-features-'));

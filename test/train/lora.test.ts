@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, vitgpu } from '../cli-runner.js';
+import { checkpointFile } from '../helpers.js';
 import { writeSyntheticDataset } from '../../train/demo-data-node.js';
-import { bytesSource, readHeader, readTensorF32 } from '../../models/safetensors.js';
 
 let dir: string;
 let csv: string;
@@ -18,13 +18,7 @@ let base: string;
 
 const common = ['--batch-size', '16', '--lr', '2e-3', '--seed', '7', '--workers', '1', '--patience', '0'];
 
-async function fileOf(path: string): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
-  const src = bytesSource(readFileSync(path), path);
-  const h = await readHeader(src);
-  const tensors = new Map<string, Float32Array>();
-  for (const info of h.tensors.values()) tensors.set(info.name, await readTensorF32(src, info));
-  return { tensors, metadata: h.metadata };
-}
+const fileOf = checkpointFile;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vitgpu-lora-'));
