@@ -21,6 +21,11 @@ export function withPrecision<T>(precision: Precision, fn: () => T): T {
   }
 }
 
+/** Sets the precision outside any withPrecision scope (a command's --precision). */
+export function setDefaultPrecision(precision: Precision): void {
+  current = precision;
+}
+
 export function currentPrecision(): Precision {
   return current;
 }

@@ -138,8 +138,11 @@ export class VisionTransformer {
   adapters: LinearHook | null = null;
   /** Recompute each block in backward instead of keeping its activations (engine/autograd.ts checkpoint). */
   checkpointActivations = false;
-  /** 'mixed': the linear layers read f16 operands and accumulate in f32 (engine/precision.ts). */
-  precision: Precision = 'f32';
+  /**
+   * 'mixed': the linear layers read f16 operands and accumulate in f32 (engine/precision.ts); null:
+   * the precision in effect where forward runs (f32 unless a command set --precision).
+   */
+  precision: Precision | null = null;
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
   /** Constant tensors (RoPE tables per grid, the key-bias mask), kept until dispose(). */
   private readonly constants = new Map<string, Tensor>();
@@ -232,7 +235,7 @@ export class VisionTransformer {
   }
 
   forward(images: Tensor): VitOutput {
-    return withPrecision(this.precision, () => this.forwardIn(images));
+    return this.precision ? withPrecision(this.precision, () => this.forwardIn(images)) : this.forwardIn(images);
   }
 
   private forwardIn(images: Tensor): VitOutput {

@@ -38,6 +38,8 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--freeze-backbone': 'train.freezeBackbone',
   '--features': 'train.features',
   '--checkpoint-activations': 'train.checkpointActivations',
+  '--precision': 'train.precision',
+  '--loss-scale': 'train.lossScale',
   '--preset': 'data.preset',
   '--labels': 'data.labels',
   '--path-column': 'data.pathColumn',
