@@ -31,7 +31,8 @@ export class LossScaler {
   readonly opts: LossScaleOptions;
 
   constructor(opts: Partial<LossScaleOptions> = {}, state?: LossScaleState) {
-    this.opts = { ...LOSS_SCALE_DEFAULTS, ...opts };
+    this.opts = { ...LOSS_SCALE_DEFAULTS };
+    for (const [k, v] of Object.entries(opts) as [keyof LossScaleOptions, number | undefined][]) if (v !== undefined) this.opts[k] = v;
     this.s = state ? { ...state } : { scale: this.opts.init, goodSteps: 0, skipped: 0 };
   }
 

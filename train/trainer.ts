@@ -119,7 +119,7 @@ export class Trainer {
     this.lora = opts.lora ?? null;
     model.checkpointActivations = Boolean(options.checkpointActivations);
     model.precision = options.precision ?? 'f32';
-    this.scaler = model.precision === 'mixed' ? new LossScaler({ init: options.lossScale }) : null;
+    this.scaler = model.precision === 'mixed' ? new LossScaler(options.lossScale ? { init: options.lossScale } : {}) : null;
     this.optimizer = new AdamW([...this.trainable.values()], { lr: options.lr, weightDecay: options.weightDecay });
     this.posWeight = keep(device.tensor(Array.from(posWeight)));
   }
