@@ -16,14 +16,24 @@ const each = (n: number, f: (i: number) => string, sep = '\n    ') => range(n).m
  * A row of `d4` vec4s of `buf` starting at vec4 index `at`, read by every invocation of a subgroup:
  * `loads` fetches it (one vec4 per lane per S chunks, with subgroups) and `chunk(c)` is its c-th vec4.
  */
-function streamedRow(subgroup: number, d4: number, buf: string, name: string, at: string): { loads: string; chunk: (c: number) => string } {
-  if (!subgroup) return { loads: `let ${name} = ${at};`, chunk: (c) => `${buf}[${name} + ${c}u]` };
+function streamedRow(subgroup: number, d4: number, buf: string, name: string, at: string, half = false): { loads: string; chunk: (c: number) => string } {
+  if (!subgroup) return { loads: `let ${name} = ${at};`, chunk: (c) => ld4(half, buf, `${name} + ${c}u`) };
   const parts = Math.ceil(d4 / subgroup);
   return {
-    loads: range(parts).map((m) => `let ${name}_${m} = ${buf}[${at} + min(${m * subgroup}u + sgid, ${d4 - 1}u)];`).join(' '),
+    loads: range(parts).map((m) => `let ${name}_${m} = ${ld4(half, buf, `${at} + min(${m * subgroup}u + sgid, ${d4 - 1}u)`)};`).join(' '),
     chunk: (c) => `subgroupBroadcast(${name}_${Math.floor(c / subgroup)}, ${c % subgroup}u)`,
   };
 }
+
+/**
+ * The vec4 of `buf` at vec4 index `i` as f32: with f16 operands (mixed precision) q, k and v are stored
+ * packed two per u32, so a vec4 is a vec2<u32> unpacked with the core unpack2x16float (no shader-f16).
+ */
+const ld4 = (half: boolean, buf: string, i: string) => (half ? `half4(${buf}[${i}])` : `${buf}[${i}]`);
+const HALF4 = 'fn half4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }';
+/** q, k, v: f32 vec4s, or (half) f16 packed as vec2<u32>. */
+const qkvType = (half: boolean) => (half ? 'vec2<u32>' : 'vec4<f32>');
+const halfKey = (half: boolean) => (half ? ':f16' : '');
 
 /** Kernel name suffix for errors and VITGPU_DEBUG_WGSL filters: D and the variant. */
 const variantName = (d: number, v: AttentionVariant) => `d${d}_${v.wg}x${v.rows}x${v.keyBlock}${v.subgroup ? `_sg${v.subgroup}` : ''}`;
@@ -49,21 +59,24 @@ const storeRow = (d4: number, buf: string, at: string, src: string, mul: string)
 
 // Params: [N, BH, scale(f32), qOffset, kOffset, vOffset] (offsets in vec4s)
 const FWD_WORDS = 6;
-const FWD_BUFFERS = storage({ out: ['read_write', 'vec4<f32>'], lse: 'read_write', q: ['read', 'vec4<f32>'], k: ['read', 'vec4<f32>'], v: ['read', 'vec4<f32>'] });
+const fwdBuffers = (half: boolean) => storage({ out: ['read_write', 'vec4<f32>'], lse: 'read_write', q: ['read', qkvType(half)], k: ['read', qkvType(half)], v: ['read', qkvType(half)] });
 
-export function attentionForwardKernel(d: number, variant: AttentionVariant): Kernel {
+/** `half`: q, k, v are f16 tensors (mixed precision); the math and the outputs stay f32. */
+export function attentionForwardKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: KB, subgroup: S } = variant;
-  return defineKernel(`attention:fwd:${d}:${wg}:${R}:${KB}:${S}`, () => {
+  return defineKernel(`attention:fwd:${d}:${wg}:${R}:${KB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const keys = range(KB);
-    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * ${d4}u`));
-    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * ${d4}u`));
-    const source = `${enableSubgroups(variant)}// attention forward, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}
+    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * ${d4}u`, half));
+    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * ${d4}u`, half));
+    const buffers = fwdBuffers(half);
+    const source = `${enableSubgroups(variant)}// attention forward, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(FWD_WORDS)}
-${FWD_BUFFERS.wgsl}
+${buffers.wgsl}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let head = bh * N * ${d4}u;
@@ -75,7 +88,7 @@ ${entry(variant)}
   var acc${r}: array<vec4<f32>, ${d4}>;
   var m${r} = ${NEG_BIG};
   var l${r} = 0.0;
-  ${each(d4, (c) => `q${r}[${c}] = q[qo${r} + ${c}u] * qs;`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `q${r}[${c}] = ${ld4(half, 'q', `qo${r} + ${c}u`)} * qs;`, '\n  ')}`).join('\n  ')}
   for (var j0 = 0u; j0 < N; j0 += ${KB}u) {
     ${kRows.map((x) => x.loads).join('\n    ')}
     ${rows.map((r) => keys.map((t) => `var s${r}_${t} = 0.0;`).join(' ')).join('\n    ')}
@@ -103,7 +116,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_fwd_${variantName(d, variant)}`, source, paramWords: FWD_WORDS, bindings: FWD_BUFFERS.names };
+    return { name: `attention_fwd_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: FWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 
@@ -155,10 +168,11 @@ export function attentionRowStatsKernel(d: number): Kernel {
 const BWD_WORDS = 7;
 
 /** Output buffers first, then q, k, v, dOut, stats: at most 7 storage buffers. */
-const bwdBuffers = (outs: string[]) => {
+const bwdBuffers = (outs: string[], half: boolean) => {
   const spec: StorageSpec = {};
   for (const name of outs) spec[name] = ['read_write', 'vec4<f32>'];
-  for (const name of ['q', 'k', 'v', 'dO']) spec[name] = ['read', 'vec4<f32>'];
+  for (const name of ['q', 'k', 'v']) spec[name] = ['read', qkvType(half)];
+  spec.dO = ['read', 'vec4<f32>'];
   spec.stats = ['read', 'vec2<f32>'];
   return storage(spec);
 };
@@ -167,19 +181,21 @@ const bwdBuffers = (outs: string[]) => {
  * dQ: each invocation owns query rows (q, dOut, dq in private memory) and loops over the keys:
  * p = exp(s − lse), ds = p·(dOut·v − Di), dq += ds·k; dq·scale at the end.
  */
-export function attentionBackwardDqKernel(d: number, variant: AttentionVariant): Kernel {
+export function attentionBackwardDqKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: KB, subgroup: S } = variant;
-  return defineKernel(`attention:bwd_dq:${d}:${wg}:${R}:${KB}:${S}`, () => {
+  return defineKernel(`attention:bwd_dq:${d}:${wg}:${R}:${KB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const keys = range(KB);
-    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * ${d4}u`));
-    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * ${d4}u`));
-    const source = `${enableSubgroups(variant)}// attention backward dQ, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}
+    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * ${d4}u`, half));
+    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * ${d4}u`, half));
+    const buffers = bwdBuffers(['dq'], half);
+    const source = `${enableSubgroups(variant)}// attention backward dQ, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(BWD_WORDS)}
-${bwdBuffers(['dq']).wgsl}
+${buffers.wgsl}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let head = bh * N * ${d4}u;
@@ -193,7 +209,7 @@ ${entry(variant)}
   var q${r}: array<vec4<f32>, ${d4}>;
   var g${r}: array<vec4<f32>, ${d4}>;
   var dq${r}: array<vec4<f32>, ${d4}>;
-  ${each(d4, (c) => `q${r}[${c}] = q[qo${r} + ${c}u] * qs; g${r}[${c}] = dO[go${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `q${r}[${c}] = ${ld4(half, 'q', `qo${r} + ${c}u`)} * qs; g${r}[${c}] = dO[go${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
   for (var j0 = 0u; j0 < N; j0 += ${KB}u) {
     ${kRows.map((x) => x.loads).join('\n    ')}
     ${vRows.map((x) => x.loads).join('\n    ')}
@@ -215,7 +231,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dq_${variantName(d, variant)}`, source, paramWords: BWD_WORDS, bindings: bwdBuffers(['dq']).names };
+    return { name: `attention_bwd_dq_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: BWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 
@@ -223,21 +239,23 @@ ${entry(variant)}
  * dK and dV: each invocation owns key rows (k, v, dk, dv in private memory) and loops over the
  * queries: p = exp(s − lse), dv += p·dOut, ds = p·(dOut·v − Di), dk += ds·q; dk·scale at the end.
  */
-export function attentionBackwardDkvKernel(d: number, variant: AttentionVariant): Kernel {
+export function attentionBackwardDkvKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: QB, subgroup: S } = variant;
-  return defineKernel(`attention:bwd_dkv:${d}:${wg}:${R}:${QB}:${S}`, () => {
+  return defineKernel(`attention:bwd_dkv:${d}:${wg}:${R}:${QB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const queries = range(QB);
-    const qRows = queries.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
+    const qRows = queries.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * ${d4}u`, half));
     const gRows = queries.map((t) => streamedRow(S, d4, 'dO', `gr${t}`, `gBase + min(i0 + ${t}u, N - 1u) * ${d4}u`));
     // With subgroups the (lse, Di) pairs of a block of queries come from one load per lane per S queries.
     const statParts = S > 0 ? Math.ceil(QB / S) : 0;
-    const source = `${enableSubgroups(variant)}// attention backward dK dV, D=${d}, ${wg} invocations × ${R} key rows, ${QB} queries per step, subgroup ${S}
+    const buffers = bwdBuffers(['dk', 'dv'], half);
+    const source = `${enableSubgroups(variant)}// attention backward dK dV, D=${d}, ${wg} invocations × ${R} key rows, ${QB} queries per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(BWD_WORDS)}
-${bwdBuffers(['dk', 'dv']).wgsl}
+${buffers.wgsl}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let head = bh * N * ${d4}u;
@@ -252,7 +270,7 @@ ${entry(variant)}
   var v${r}: array<vec4<f32>, ${d4}>;
   var dk${r}: array<vec4<f32>, ${d4}>;
   var dv${r}: array<vec4<f32>, ${d4}>;
-  ${each(d4, (c) => `k${r}[${c}] = k[ko${r} + ${c}u] * qs; v${r}[${c}] = v[vo${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `k${r}[${c}] = ${ld4(half, 'k', `ko${r} + ${c}u`)} * qs; v${r}[${c}] = ${ld4(half, 'v', `vo${r} + ${c}u`)};`, '\n  ')}`).join('\n  ')}
   for (var i0 = 0u; i0 < N; i0 += ${QB}u) {
     ${statParts
       ? `${range(statParts).map((m) => `let stl${m} = stats[statBase + min(i0 + ${m * S}u + sgid, N - 1u)];`).join(' ')}
@@ -280,7 +298,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dkv_${variantName(d, variant)}`, source, paramWords: BWD_WORDS, bindings: bwdBuffers(['dk', 'dv']).names };
+    return { name: `attention_bwd_dkv_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: BWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 

@@ -58,16 +58,31 @@ function checkQkv(op: string, q: Tensor, ...others: Tensor[]): [number, number, 
   return [b, h, n, d];
 }
 
+/**
+ * Mixed precision: q, k and v may be f16 tensors (all three, contiguous, from a vec4 boundary; the
+ * attention op casts them so), read packed by the kernels; everything else is f32. Returns whether they are.
+ */
+function halfQkv(op: string, q: Tensor, k: Tensor, v: Tensor): boolean {
+  const half = q.dtype === 'f16';
+  for (const t of [q, k, v]) {
+    if ((t.dtype === 'f16') !== half) throw new ShapeError(`${op}: q, k and v must have one element type, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+    if (half && (!t.isContiguous || t.offset % 4 !== 0)) throw new ShapeError(`${op}: an f16 operand ${shapeStr(t.shape)} must be contiguous from a multiple of 4 elements`);
+  }
+  return half;
+}
+
 /** out = softmax(q·kᵀ·scale)·v and lse = logsumexp(q·kᵀ·scale) per row, for q, k, v [B, H, N, D]. */
 export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number, variant?: AttentionVariant): { out: Tensor; lse: Tensor } {
   const [b, h, n, d] = checkQkv('attentionForward', q, k, v);
   const device = q.device;
   const vr = variant ?? defaultVariants(device).forward;
+  const half = halfQkv('attentionForward', q, k, v);
   const out = Tensor.empty(device, [b, h, n, d]);
   const lse = Tensor.empty(device, [b, h, n]);
   if (out.size === 0) return { out, lse };
   const temps: Tensor[] = [];
   const aligned = (t: Tensor, offset: OperandOffset) => {
+    if (t.dtype === 'f16') return t;
     const c = contiguousInput(t, offset);
     temps.push(c);
     return c;
@@ -75,7 +90,7 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number,
   try {
     const [qc, kc, vc] = [q, k, v].map((t) => aligned(t, 'vec4'));
     launch(
-      attentionForwardKernel(d, vr),
+      attentionForwardKernel(d, vr, half),
       { out, lse, q: qc, k: kc, v: vc },
       attentionForwardParams(n, b * h, scale, qc.offset / 4, kc.offset / 4, vc.offset / 4),
       attentionWorkgroups(n, b * h, vr),
@@ -99,6 +114,7 @@ export function attentionBackward(
   }
   const device = q.device;
   const vr = variants ?? defaultVariants(device);
+  const half = halfQkv('attentionBackward', q, k, v);
   const rowCount = b * h * n;
   const dq = Tensor.empty(device, [b, h, n, d]);
   const dk = Tensor.empty(device, [b, h, n, d]);
@@ -106,6 +122,7 @@ export function attentionBackward(
   if (rowCount === 0) return { dq, dk, dv };
   const temps: Tensor[] = [];
   const aligned = (t: Tensor, offset: OperandOffset) => {
+    if (t.dtype === 'f16') return t;
     const c = contiguousInput(t, offset);
     temps.push(c);
     return c;
@@ -128,8 +145,8 @@ export function attentionBackward(
     // both and form Pᵀ·dO and dSᵀ·q (4 products).
     const pairs = 2 * b * h * n * n * d;
     const io = 4 * 4 * b * h * n * d;
-    launch(attentionBackwardDqKernel(d, vr.dq), { dq, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
-    launch(attentionBackwardDkvKernel(d, vr.dkv), { dk, dv, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
+    launch(attentionBackwardDqKernel(d, vr.dq, half), { dq, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
+    launch(attentionBackwardDkvKernel(d, vr.dkv, half), { dk, dv, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
   } finally {
     for (const t of temps) t.dispose();
   }
