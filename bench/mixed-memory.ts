@@ -4,8 +4,8 @@
 //
 // Two numbers per precision, on the second step (the first creates the AdamW moments and pipelines):
 // - saved for backward: the bytes of the distinct buffers the autograd graph keeps for the backward
-//   rules after the forward (activations; parameters excluded), and of them the linear layers' inputs
-//   (the matmul operands mixed precision keeps in f16);
+//   rules after the forward (activations; parameters excluded), and of them the matmul operands (the
+//   linear layers' inputs and attention's q, k, v), which mixed precision keeps in f16;
 // - peak: the most GPU memory live during the step (weights, moments, gradients and every tensor the
 //   forward created, as the step's tidy() frees them only after backward).
 
@@ -24,7 +24,9 @@ function savedBytes(root: Tensor, exclude: ReadonlySet<unknown>): { bytes: numbe
     if (!node || seen.has(node)) continue;
     seen.add(node);
     for (const s of node.saved) {
-      const linear = node.name.startsWith('linear') && s === node.saved[0]; // a linear layer's input x
+      // A matmul operand: a linear layer's input x, or attention's q, k, v.
+      const at = node.saved.indexOf(s);
+      const linear = (node.name.startsWith('linear') && at === 0) || (node.name.startsWith('attention') && at < 3);
       const known = buffers.get(s.storage.buffer);
       if (!exclude.has(s.storage.buffer)) buffers.set(s.storage.buffer, { bytes: s.storage.buffer.bytes, f16: s.dtype === 'f16', linear: linear || Boolean(known?.linear) });
     }
@@ -80,7 +82,7 @@ const o = new Command()
   .opts<{ arch: string; imageSize: string; depth: string; batch: string }>();
 const device = await createNodeDevice();
 console.log(`${device.name}: ${o.arch}, depth ${o.depth}, ${o.imageSize} px, batch ${o.batch}`);
-console.log('| precision | checkpointing | saved for backward MiB | of it linear inputs MiB | peak MiB | above weights MiB |\n|---|---|---:|---:|---:|---:|');
+console.log('| precision | checkpointing | saved for backward MiB | of it matmul operands MiB | peak MiB | above weights MiB |\n|---|---|---:|---:|---:|---:|');
 for (const ck of [false, true]) {
   for (const precision of ['f32', 'mixed'] as Precision[]) {
     const r = await measure(device, o.arch, Number(o.depth), Number(o.imageSize), Number(o.batch), precision, ck);
