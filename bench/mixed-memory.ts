@@ -24,9 +24,10 @@ function savedBytes(root: Tensor, exclude: ReadonlySet<unknown>): { bytes: numbe
     if (!node || seen.has(node)) continue;
     seen.add(node);
     for (const s of node.saved) {
-      // A matmul operand: a linear layer's input x, or attention's q, k, v.
+      // A matmul operand: a linear layer's input x, attention's q, k, v (attentionQkv: the fused projection).
       const at = node.saved.indexOf(s);
-      const linear = (node.name.startsWith('linear') && at === 0) || (node.name.startsWith('attention') && at < 3);
+      const linear = (node.name.startsWith('linear') && at === 0) || (node.name.startsWith('attentionQkv') && at === 0) ||
+        (node.name.startsWith('attention ') || node.name === 'attention' ? at < 3 : false);
       const known = buffers.get(s.storage.buffer);
       if (!exclude.has(s.storage.buffer)) buffers.set(s.storage.buffer, { bytes: s.storage.buffer.bytes, f16: s.dtype === 'f16', linear: linear || Boolean(known?.linear) });
     }
