@@ -101,3 +101,36 @@ it('the attention op in mixed: keeps f16 q, k, v for backward; within the f16 ro
   expectClose(mixed.dq, f32.dq, { atol: 5e-2, rtol: 5e-2 }, 'dq mixed vs f32');
   expect(Array.from(mixed.out)).not.toEqual(Array.from(f32.out));
 });
+
+it('attentionQkv in mixed: f16 projection kept for backward; output and qkv gradient match the CPU on f16-rounded q, k, v', async () => {
+  const { attentionQkv } = await import('../../engine/node.js');
+  const [b, n, h, d] = [2, 9, 2, 8];
+  const w = h * d;
+  const qkvValues = seededValues(b * n * 3 * w, 11, -2, 2);
+  const upstream = seededValues(b * n * w, 12);
+  const qkv = device.tensor(qkvValues, [b, n, 3 * w]).requireGrad();
+  const out = withPrecision('mixed', () => attentionQkv(qkv, h));
+  expect(out.gradFn!.saved[0].dtype).toBe('f16');
+  out.mul(device.tensor(upstream, [b, n, w])).sum().backward();
+  // Heads [B, H, N, D] of part p (0 q, 1 k, 2 v) of the rounded projection, and back.
+  const r = Float64Array.from(qkvValues, roundHalf);
+  const headsOf = (src: ArrayLike<number>, part: number, cols: number, off: number) => {
+    const o = new Float64Array(b * h * n * d);
+    for (let bi = 0; bi < b; bi++) for (let hi = 0; hi < h; hi++) for (let ni = 0; ni < n; ni++) for (let di = 0; di < d; di++) {
+      o[((bi * h + hi) * n + ni) * d + di] = src[(bi * n + ni) * cols + off + part * w + hi * d + di];
+    }
+    return o;
+  };
+  const [q, k, v] = [0, 1, 2].map((p) => headsOf(r, p, 3 * w, 0));
+  const scale = 1 / Math.sqrt(d);
+  const ref = attentionCpu(q, k, v, b, h, n, d, scale).out;
+  const got = await out.data();
+  expectClose(headsOf(got, 0, w, 0), ref, OUT_TOL, 'attentionQkv out');
+  const g = attentionBackwardCpu(q, k, v, headsOf(upstream, 0, w, 0), b, h, n, d, scale);
+  const dqkv = await qkv.grad!.data();
+  expectClose(headsOf(dqkv, 0, 3 * w, 0), g.dq, GRAD_TOL, 'dq');
+  expectClose(headsOf(dqkv, 1, 3 * w, 0), g.dk, GRAD_TOL, 'dk');
+  expectClose(headsOf(dqkv, 2, 3 * w, 0), g.dv, GRAD_TOL, 'dv');
+  qkv.dispose();
+  out.dispose();
+});
