@@ -83,5 +83,10 @@ describe('vitgpu train --precision mixed', () => {
     const bad = await embed('bf16');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--precision must be one of f32, mixed, got "bf16"/);
+    const noMixed = await vitgpu(['train', '--data', csv, ...common, '--loss-scale', '1024', '--out', join(dir, 'run-bad')]);
+    expect(noMixed.code).toBe(1);
+    expect(noMixed.stderr).toMatch(/--loss-scale goes with --precision mixed/);
+    const badScale = await vitgpu(['train', '--data', csv, ...common, '--precision', 'mixed', '--loss-scale', '-1', '--out', join(dir, 'run-bad')]);
+    expect(badScale.stderr).toMatch(/--loss-scale must be a positive number, got "-1"/);
   }, 600_000);
 });
