@@ -13,7 +13,7 @@ import { writeFileAtomicSync } from './files-node.js';
 import { TUNE_FORMAT, TUNE_POLICIES, installTuner, tuneFileProblem, type TuneEntry, type TuneFile, type TunePolicy, type TuneStore, type Tuner } from '../kernels/tuners.js';
 
 /** What createNodeDevice({ tune }) takes: a policy, or a policy with its store and progress log. */
-export type TuneSetting = TunePolicy | { policy?: TunePolicy; store?: TuneStore; log?: (line: string) => void; reps?: number };
+export type TuneSetting = TunePolicy | { policy?: TunePolicy; store?: TuneStore; log?: (line: string) => void; reps?: number; families?: readonly string[] };
 
 /**
  * The default policy: 'cached'. Stored choices are used (a `vitgpu tune` run, or a run under 'full',
@@ -105,5 +105,5 @@ export function startNodeTuning(device: Device, setting?: TuneSetting): Tuner {
   const s = typeof setting === 'string' ? { policy: setting } : setting ?? {};
   const policy = s.policy ?? tunePolicyFromEnv();
   if (!(TUNE_POLICIES as readonly string[]).includes(policy)) throw new VitgpuError(`tune must be one of ${TUNE_POLICIES.join(', ')}, got "${policy}"`);
-  return installTuner(device, { policy, store: s.store ?? fileTuneStore(), version: vitgpuVersion(), log: s.log, reps: s.reps });
+  return installTuner(device, { policy, store: s.store ?? fileTuneStore(), version: vitgpuVersion(), log: s.log, reps: s.reps, families: s.families });
 }

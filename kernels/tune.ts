@@ -114,6 +114,8 @@ export interface TunerOptions {
   reps?: number;
   /** Called with one line per tuned shape class (the CLI prints progress). */
   log?: (line: string) => void;
+  /** Time only these families (names or name prefixes: 'matmul', 'attention'); the others keep the rules on a miss. */
+  families?: readonly string[];
 }
 
 /** The autotuner of one device: choices by shape class, the queue of misses, and the timing. */
@@ -129,6 +131,7 @@ export class Tuner {
   private readonly pending = new Map<string, Seen>();
   private readonly reps: number;
   private readonly log: (line: string) => void;
+  private readonly families: readonly string[] | null;
 
   constructor(readonly device: Device, options: TunerOptions) {
     this.policy = options.policy;
@@ -136,6 +139,7 @@ export class Tuner {
     this.adapter = adapterKey(device.info, options.version);
     this.reps = options.reps ?? 3;
     this.log = options.log ?? (() => {});
+    this.families = options.families ?? null;
     this.entries = this.policy === 'off' ? {} : this.store.load(this.adapter);
   }
 
@@ -151,7 +155,8 @@ export class Tuner {
     if (!this.seen.has(key)) this.seen.set(key, { family: family as TuneFamily<unknown>, shape, key });
     const hit = this.entries[key];
     if (hit) return hit.choice;
-    if (this.policy === 'full' && !this.pending.has(key)) {
+    const wanted = !this.families || this.families.some((f) => family.name === f || family.name.startsWith(`${f}.`));
+    if (this.policy === 'full' && wanted && !this.pending.has(key)) {
       this.pending.set(key, { family: family as TuneFamily<unknown>, shape, key });
       this.device.idleWork ??= () => this.tunePending();
     }
