@@ -108,7 +108,7 @@ export function registerTune(program: Command): void {
         await runModelOnce(tuner, opts.arch, imageSize, batch, labels);
         const rows = [...tuner.seen.keys()].sort().map((key) => {
           const e = tuner.entry(key);
-          return e ? entryRow(key, e) : [key, '?', '?', '', '', ''];
+          return e ? entryRow(key, e) : [key, 'rule', 'rule (not tuned)', '', '', ''];
         });
         console.log(`${device.name}: ${opts.arch}${imageSize ? ` at ${imageSize} px` : ''}, batch ${batch}\n`);
         console.log(table([HEADER, ...rows]));
