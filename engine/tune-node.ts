@@ -90,7 +90,7 @@ export function fileTuneStore(path = join(vitgpuCacheDir(), 'tune.json'), warn: 
       const file = read();
       file.adapters[adapter] = { ...file.adapters[adapter], ...entries };
       try {
-        writeFileAtomicSync(path, `${JSON.stringify(file, null, 1)}\n`);
+        writeFileAtomicSync(path, `${JSON.stringify(file, null, 1)}\n`, { mkdir: true, durable: false });
       } catch (err) {
         warn(`vitgpu: could not save tuned kernel choices to ${path}: ${(err as Error).message}`);
       }

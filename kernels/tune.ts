@@ -62,7 +62,7 @@ export function memoryTuneStore(): TuneStore {
 /** Checks the stored form (a foreign or corrupt file is ignored by the caller); returns a reason or null. */
 export function tuneFileProblem(data: unknown): string | null {
   const f = data as Partial<TuneFile> | null;
-  if (!f || typeof f !== 'object') return 'not a JSON object';
+  if (!f || typeof f !== 'object' || Array.isArray(f)) return 'not a JSON object';
   if (f.format !== TUNE_FORMAT) return `format ${JSON.stringify(f.format)}, this vitgpu reads format ${TUNE_FORMAT}`;
   if (!f.adapters || typeof f.adapters !== 'object') return 'no "adapters" object';
   for (const entries of Object.values(f.adapters)) {
