@@ -4,10 +4,11 @@
 
 import { MATMUL_FAMILY } from './matmul-tune.js';
 import { ATTENTION_FAMILIES } from './attention-tune.js';
+import { LAYERNORM_FAMILIES } from './layernorm-tune.js';
 import type { TuneFamily } from './tune.js';
 
 export { installTuner, tunerOf, memoryTuneStore, adapterKey, tuneFileProblem, TUNE_POLICIES, TUNE_FORMAT, Tuner } from './tune.js';
 export type { TuneEntry, TuneFile, TunePolicy, TuneStore, TunerOptions, TuneFamily } from './tune.js';
 
 /** Every tunable family by name. */
-export const TUNE_FAMILIES: readonly TuneFamily<never>[] = [MATMUL_FAMILY, ...Object.values(ATTENTION_FAMILIES)] as TuneFamily<never>[];
+export const TUNE_FAMILIES: readonly TuneFamily<never>[] = [MATMUL_FAMILY, ...Object.values(ATTENTION_FAMILIES), ...Object.values(LAYERNORM_FAMILIES)] as TuneFamily<never>[];

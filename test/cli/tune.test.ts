@@ -46,7 +46,7 @@ describe('vitgpu tune', () => {
     let r = await vitgpu(['tune', '--arch', 'vit-q'], { env });
     expect(r.stderr).toMatch(/--arch: unknown architecture "vit-q"/);
     r = await vitgpu(['tune', '--kernels', 'conv', '--arch', 'vit-tiny-test'], { env });
-    expect(r.stderr).toMatch(/--kernels: unknown kernel family "conv"; known: matmul, attention.forward, attention.dq, attention.dkv/);
+    expect(r.stderr).toMatch(/--kernels: unknown kernel family "conv"; known: matmul, attention.forward, attention.dq, attention.dkv, layernorm.forward, layernorm.dx/);
     r = await vitgpu(['tune', '--batch-size', '0'], { env });
     expect(r.stderr).toMatch(/--batch-size must be a positive integer/);
     r = await vitgpu(['devices'], { env: { ...env, VITGPU_TUNE: 'always' } });

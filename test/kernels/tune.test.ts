@@ -1,5 +1,5 @@
 // Every candidate of every tunable kernel's search space (kernels/matmul-tune.ts,
-// kernels/attention-tune.ts), forced one at a time, against the f64 CPU references at the kernels'
+// kernels/attention-tune.ts, kernels/layernorm-tune.ts), forced one at a time, against the f64 CPU references at the kernels'
 // own tolerances (test/kernels/matmul.test.ts, test/kernels/attention.test.ts say why they are what
 // they are): a tuned choice may change speed, never results beyond them.
 
@@ -10,7 +10,10 @@ import { MATMUL_FAMILY, matmulCandidateId, matmulCandidateOptions, matmulSearchS
 import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';
 import { ATTENTION_FAMILIES, attentionCandidateVariant, attentionSearchSpace } from '../../kernels/attention-tune.js';
 import { defaultVariants } from '../../kernels/attention-plan.js';
-import type { Device, Tensor } from '../../engine/node.js';
+import { Tensor, type Device } from '../../engine/node.js';
+import { layerNormBackwardKernel, layerNormCpu, layerNormForwardKernel, layerNormParams } from '../../kernels/layernorm.js';
+import { layerNormCandidateWg, layerNormSearchSpace } from '../../kernels/layernorm-tune.js';
+import { launch, rowWorkgroups } from '../../kernels/wgsl.js';
 import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
@@ -137,3 +140,47 @@ describe('attention: every tuning candidate matches the CPU reference (forward, 
 function device0(): Device {
   return { subgroups: { minSize: 8, maxSize: 8 }, info: { limits: {} } } as unknown as Device;
 }
+
+/** f64 dx of layerNorm for dy, from the definition: rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · γ. */
+function layerNormDxCpu(x: ArrayLike<number>, dy: ArrayLike<number>, gamma: ArrayLike<number>, rows: number, d: number, eps: number): Float64Array {
+  const { mean, rstd } = layerNormCpu(x, gamma, new Float64Array(d), rows, d, eps);
+  const dx = new Float64Array(rows * d);
+  for (let r = 0; r < rows; r++) {
+    let sg = 0;
+    let sgx = 0;
+    for (let j = 0; j < d; j++) {
+      const g = dy[r * d + j] * gamma[j];
+      sg += g;
+      sgx += g * (x[r * d + j] - mean[r]) * rstd[r];
+    }
+    for (let j = 0; j < d; j++) {
+      const g = dy[r * d + j] * gamma[j];
+      const xh = (x[r * d + j] - mean[r]) * rstd[r];
+      dx[r * d + j] = rstd[r] * (g - sg / d - (xh * sgx) / d);
+    }
+  }
+  return dx;
+}
+
+describe('layerNorm: every tuning candidate (invocations per row) matches the CPU reference', () => {
+  it.for(layerNormSearchSpace({ info: { limits: {} } } as unknown as Device))('%s', async (id, { skip }) => {
+    if (!layerNormSearchSpace(device).includes(id)) skip();
+    const wg = layerNormCandidateWg(id);
+    for (const [rows, d] of [[7, 33], [5, 257], [3, 768], [4, 1]]) {
+      // Forward on values near 100 (the two-pass variance): test/kernels/layernorm.test.ts's tolerance.
+      const xd = seededValues(rows * d, 51, 99, 101);
+      const gd = seededValues(d, 52, 0.5, 1.5);
+      const bd = seededValues(d, 53);
+      const dyd = seededValues(rows * d, 54);
+      const [x, gamma, beta, dy] = [device.tensor(xd, [rows, d]), device.tensor(gd), device.tensor(bd), device.tensor(dyd, [rows, d])];
+      const [y, stats, dx] = [Tensor.empty(device, [rows, d]), Tensor.empty(device, [rows, 2]), Tensor.empty(device, [rows, d])];
+      launch(layerNormForwardKernel(wg), { y, stats, x, gamma, beta }, layerNormParams(rows, d, 1e-5), rowWorkgroups(rows));
+      launch(layerNormBackwardKernel(wg), { dx, dy, x, gamma, stats }, layerNormParams(rows, d), rowWorkgroups(rows));
+      expectClose(await y.data(), layerNormCpu(xd, gd, bd, rows, d, 1e-5).y, { atol: 2e-4, rtol: 1e-4 }, `${id} [${rows}, ${d}] y`);
+      // dx: x̂ carries the same ~1e-5 relative error from x − mean in f32 as y; the row sums of g and
+      // g·x̂ add sqrt(D)·eps of terms of size 1, far below.
+      expectClose(await dx.data(), layerNormDxCpu(xd, dyd, gd, rows, d, 1e-5), { atol: 2e-4, rtol: 1e-4 }, `${id} [${rows}, ${d}] dx`);
+      for (const t of [x, gamma, beta, dy, y, stats, dx]) t.dispose();
+    }
+  });
+});

@@ -70,10 +70,10 @@ describe('ViT matches PyTorch', () => {
 /**
  * A tuning store that holds, for every shape class, a candidate other than lavapipe's rule (as a tuning
  * on another adapter may pick): plain-load attention with 2 rows and 2 keys per step, 'register'
- * matmuls of 4 rows × 2 column vec4s on 32 lanes.
+ * matmuls of 4 rows × 2 column vec4s on 32 lanes, layerNorm rows of 128 invocations.
  */
 function otherChoices(): TuneStore {
-  const pick = (key: string) => (key.startsWith('matmul') ? 'register.r4.c2.l32' : 'wg32.r2.kb2.sg0');
+  const pick = (key: string) => (key.startsWith('matmul') ? 'register.r4.c2.l32' : key.startsWith('layernorm') ? 'wg128' : 'wg32.r2.kb2.sg0');
   const entries = new Proxy({}, { get: (_, key) => (typeof key === 'string' ? { kernel: key, rule: '', choice: pick(key), ms: {}, failed: {} } : undefined) });
   return { ...memoryTuneStore(), where: 'test', load: () => entries };
 }
@@ -85,7 +85,7 @@ describe('ViT matches PyTorch with tuned (non-rule) kernel choices', () => {
     try {
       await checkCase(file);
       const families = new Set([...tuner.seen.keys()].map((k) => k.split(' ')[0]));
-      expect([...families].sort()).toEqual(['attention.dkv', 'attention.dq', 'attention.forward', 'matmul']);
+      expect([...families].sort()).toEqual(['attention.dkv', 'attention.dq', 'attention.forward', 'layernorm.dx', 'layernorm.forward', 'matmul']);
       expect(tuner.timedCandidates).toBe(0);
       // What ran: the stored choices, not the rules.
       const [x, w] = [device.zeros([4, 8]), device.zeros([8, 4])];
