@@ -69,7 +69,7 @@ export function registerTune(program: Command): void {
     .option('--image-size <n>', "input size (default: the preset's)")
     .option('--batch-size <n>', 'images per batch', '30')
     .option('--labels <n>', 'head outputs', '14')
-    .option('--reps <n>', 'timed launches per candidate (the fastest counts)', '3')
+    .option('--reps <n>', 'timed rounds per candidate (the fastest counts; a round repeats the launch for about 2 ms)', '3')
     .option('--kernels <list>', `only these kernel families (comma-separated: ${TUNE_FAMILIES.map((f) => f.name).join(', ')}, or matmul, attention)`)
     .addOption(new Option('--adapter <name>', 'WebGPU adapter whose name contains NAME').env('VITGPU_ADAPTER'))
     .option('--list', 'print the stored choices of every adapter and exit')

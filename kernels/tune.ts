@@ -110,7 +110,7 @@ export interface TunerOptions {
   store: TuneStore;
   /** The vitgpu version (part of the adapter key). */
   version: string;
-  /** Timed launches per candidate after a warm-up one (default 3; the fastest counts). */
+  /** Timed rounds per candidate after a warm-up launch (default 3; the fastest counts). */
   reps?: number;
   /** Called with one line per tuned shape class (the CLI prints progress). */
   log?: (line: string) => void;
@@ -209,18 +209,23 @@ export class Tuner {
     return entry;
   }
 
-  /** ms per launch of `run`: one warm-up launch (compiles; errors surface here), then the fastest of `reps`. */
+  /**
+   * ms per launch of `run`: a warm-up launch (compiles; errors surface here), then the fastest of
+   * `reps` rounds, each waited for. A round repeats the launch until it lasts about 2 ms, so that a
+   * fast GPU kernel is not lost in the wait for the queue.
+   */
   private async time(run: () => void): Promise<number> {
     const device = this.device;
-    run();
-    await device.sync();
-    let best = Infinity;
-    for (let i = 0; i < this.reps; i++) {
+    const round = async (launches: number) => {
       const t0 = performance.now();
-      run();
+      for (let i = 0; i < launches; i++) run();
       await device.sync();
-      best = Math.min(best, performance.now() - t0);
-    }
+      return (performance.now() - t0) / launches;
+    };
+    await round(1);
+    let best = await round(1);
+    const launches = Math.min(64, Math.max(1, Math.ceil(2 / Math.max(best, 0.01))));
+    for (let i = 1; i < this.reps; i++) best = Math.min(best, await round(launches));
     return best;
   }
 }
