@@ -9,7 +9,8 @@ import { fileTuneStore, installTuner, tunePolicyFromEnv, vitgpuCacheDir, vitgpuV
 import { matmulCpu } from '../../kernels/matmul.js';
 import { matmulPlan } from '../../kernels/matmul-plan.js';
 import { MATMUL_FAMILY, matmulCandidateId } from '../../kernels/matmul-tune.js';
-import { adapterKey } from '../../kernels/tune.js';
+import { adapterKey, tunedChoice, zerosScratch, type TuneFamily } from '../../kernels/tune.js';
+import { launch, pointwiseKernel } from '../../kernels/wgsl.js';
 import { expectClose, getDevice, seededValues } from '../helpers.js';
 
 let device: Device;
@@ -147,5 +148,36 @@ describe('tuning policies', () => {
     const next = installTuner(device, { policy: 'full', store: fileTuneStore(path), version: 'test' });
     expect(await product(8, 12)).toBe(found.choice);
     expect(next.timedCandidates).toBe(0);
+  });
+});
+
+describe('candidates that fail', () => {
+  it('one that does not compile is skipped and remembered, and the device stays usable', async () => {
+    const kernel = (ok: boolean) => pointwiseKernel({
+      key: `test:tune-${ok ? 'good' : 'bad'}`, name: `tune_test_${ok ? 'good' : 'bad'}`, comment: 'tuner test', paramWords: 1,
+      buffers: { out: 'read_write' }, wg: 4, body: ok ? 'out[i] = 1.0;' : 'out[i] = no_such_function();',
+    });
+    const family: TuneFamily<number> = {
+      name: 'test.broken',
+      classKey: (n) => `n${n}`,
+      rule: () => 'good',
+      candidates: () => ['bad', 'good'],
+      scratch(dev, n) {
+        const out = zerosScratch(dev, n);
+        return { run: (id) => launch(kernel(id === 'good'), { out }, new Uint32Array([n]), [1]), dispose: () => out.dispose() };
+      },
+      describe: (n) => `${n}`,
+    };
+    const tuner = installTuner(device, { policy: 'full', store: fileTuneStore(join(tempDir(), 'tune.json')), version: 'test', reps: 1 });
+    expect(tunedChoice(device, family, 4)).toBeNull();
+    await device.sync();
+    const e = tuner.entry('test.broken n4')!;
+    expect(e.choice).toBe('good');
+    expect(Object.keys(e.ms)).toEqual(['good']);
+    expect(e.failed.bad).toMatch(/tune_test_bad failed to compile/);
+    expect(tunedChoice(device, family, 4)).toBe('good');
+    const t = device.tensor([1, 2, 3]);
+    expect(Array.from(await t.data())).toEqual([1, 2, 3]);
+    t.dispose();
   });
 });

@@ -85,6 +85,9 @@ describe('matmul: every tuning candidate matches the CPU reference', () => {
     expect(space.length).toBeLessThanOrEqual(16);
     const call = { rows: 64, k: 64, n: 64, batches: 1, a: { offset: 0, batchStride: 0, rowStride: 64, colStride: 1 }, b: { offset: 0, batchStride: 0, rowStride: 64, colStride: 1 }, flags: { bias: false, gelu: false, residual: false, pre: false } };
     expect(MATMUL_FAMILY.candidates(device, call)).toContain(MATMUL_FAMILY.rule(device, call));
+    // Candidates over the adapter's limits are left out: 16 invocations allow neither 32 lanes nor 'tiled'.
+    const small = matmulSearchSpace({ subgroups: null, info: { limits: { maxComputeInvocationsPerWorkgroup: 16 } } } as unknown as Device);
+    expect(small).toEqual(['register.r4.c1.l8', 'register.r4.c2.l8', 'register.r8.c1.l8', 'register.r8.c2.l8']);
   });
 
   it.for(matmulSearchSpace({ subgroups: null, info: { limits: {} } } as unknown as Device).concat(['subgroup']))(
