@@ -10,6 +10,7 @@ import { launch, MAX_WORKGROUPS_PER_DIM } from './wgsl.js';
 import { attentionTuning, defaultVariants, subgroupWidth, type AttentionCall, type AttentionVariant, type AttentionVariants } from './attention-plan.js';
 import {
   attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionBackwardParams, attentionForwardKernel, attentionForwardParams, attentionWorkgroups,
+  type HeadLayout,
 } from './attention-wgsl.js';
 import { pow2, tunedChoice, zerosScratch, type TuneFamily } from './tune.js';
 
@@ -60,18 +61,22 @@ function family(kind: Kind): TuneFamily<AttentionCall> {
       return [...ids].filter((id) => fits(call, attentionCandidateVariant(id), maxLanes));
     },
     scratch(device, call) {
+      // Contiguous heads ([B·H, 1, N, D], one head per "batch"): the real launch may read strided
+      // heads of a fused qkv, which moves the same rows in the same order.
       const { bh, n, d } = call;
       const size = bh * n * d;
       const inputs = { q: zerosScratch(device, size), k: zerosScratch(device, size), v: zerosScratch(device, size) };
       const buffers: Record<string, Tensor> =
         kind === 'forward'
           ? { out: zerosScratch(device, size), lse: zerosScratch(device, bh * n), ...inputs }
-          : { ...(kind === 'dq' ? { dq: zerosScratch(device, size) } : { dk: zerosScratch(device, size), dv: zerosScratch(device, size) }),
+          : { ...(kind === 'dq' ? { dq: zerosScratch(device, size) } : { dkv: zerosScratch(device, 2 * size) }),
               ...inputs, dO: zerosScratch(device, size), stats: zerosScratch(device, 2 * bh * n) };
+      const at = (offset: number): HeadLayout => ({ offset, batch: (n * d) / 4, head: 0, row: d / 4 });
+      const l = at(0);
       const scale = 1 / Math.sqrt(d);
       const params = kind === 'forward'
-        ? attentionForwardParams(n, bh, scale, 0, 0, 0)
-        : attentionBackwardParams(n, bh, scale, { q: 0, k: 0, v: 0, dOut: 0 });
+        ? attentionForwardParams(n, bh, 1, scale, { q: l, k: l, v: l, out: l })
+        : attentionBackwardParams(n, bh, 1, scale, { q: l, k: l, v: l, dOut: l, out1: l, out2: kind === 'dkv' ? at(size / 4) : l });
       const kernelOf = { forward: attentionForwardKernel, dq: attentionBackwardDqKernel, dkv: attentionBackwardDkvKernel }[kind];
       return {
         run(id) {
