@@ -174,7 +174,16 @@ export class Tuner {
     for (const [key, job] of [...this.pending]) {
       this.pending.delete(key);
       if (this.entries[key]) continue;
-      const entry = await this.tuneOne(job);
+      let entry: TuneEntry;
+      try {
+        entry = await this.tuneOne(job);
+      } catch (err) {
+        // Timing must never break the read it runs in (e.g. no memory for the scratch operands):
+        // the rule stays, for this process only.
+        this.entries[key] = { kernel: job.family.name, rule: '', choice: job.family.rule(this.device, job.shape), ms: {}, failed: {} };
+        this.log(`${key}: not tuned (${String((err as Error).message ?? err).split('\n')[0]})`);
+        continue;
+      }
       this.entries[key] = found[key] = entry;
       const best = entry.ms[entry.choice];
       const rule = entry.ms[entry.rule];
