@@ -38,7 +38,7 @@ import { ShapeError } from '../engine/errors.js';
 import { shapeStr } from '../engine/shape.js';
 import { contiguousInput } from './elementwise.js';
 import { launch } from './wgsl.js';
-import { checkHeadDim, defaultVariants, type AttentionVariant, type AttentionVariants } from './attention-plan.js';
+import { attentionVariant, checkHeadDim, type AttentionVariant, type AttentionVariants } from './attention-plan.js';
 import type { HeadLayout } from './attention-wgsl.js';
 import {
   attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionBackwardParams, attentionForwardKernel, attentionForwardParams,
@@ -127,7 +127,7 @@ class Operands {
 export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number, variant?: AttentionVariant, out?: Tensor): { out: Tensor; lse: Tensor } {
   const [b, h, n, d] = checkQkv('attentionForward', q, k, v);
   const device = q.device;
-  const vr = variant ?? defaultVariants(device).forward;
+  const vr = variant ?? attentionVariant(device, { kernel: 'forward', bh: b * h, n, d });
   const half = halfQkv('attentionForward', q, k, v);
   const ops = new Operands(device);
   const o = ops.write('attentionForward', q.shape, out);
@@ -171,7 +171,8 @@ export function attentionBackward(
     throw new ShapeError(`attentionBackward: lse ${shapeStr(lse.shape)} does not match [B, H, N] of q ${shapeStr(q.shape)}`);
   }
   const device = q.device;
-  const vr = variants ?? defaultVariants(device);
+  const call = { bh: b * h, n, d };
+  const vr = variants ?? { dq: attentionVariant(device, { kernel: 'dq', ...call }), dkv: attentionVariant(device, { kernel: 'dkv', ...call }) };
   const halfOperands = halfQkv('attentionBackward', q, k, v);
   const rowCount = b * h * n;
   const ops = new Operands(device);
