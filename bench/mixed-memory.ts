@@ -1,5 +1,5 @@
-// Memory of one ViT training step, f32 against mixed precision (engine/precision.ts). `node
-// dist/bench/mixed-memory.js [--arch vit-s16] [--image-size 224] [--depth 2] [--batch 2]`; results in
+// Memory of one ViT training step, f32 against mixed precision (engine/precision.ts). `npm run
+// bench:mixed-memory -- [--arch vit-s16] [--image-size 224] [--depth 2] [--batch 2]`; results in
 // README ("Mixed precision").
 //
 // Two numbers per precision, on the second step (the first creates the AdamW moments and pipelines):
