@@ -11,6 +11,7 @@ import { GradNode, type BackwardRule, type Tensor } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
+import { currentPrecision, withPrecision } from './precision.js';
 
 let gradEnabled = true;
 
@@ -166,9 +167,10 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
   if (!needsGrad(x, ...params)) return fn(x);
   const out = noGrad(() => tidy(() => fn(x)));
   const inputNeedsGrad = x.requiresGrad;
+  const precision = currentPrecision(); // the recomputation runs in the forward's precision
   return record(out, 'checkpoint', [x], [x], (g, [saved]) => {
     const input = saved.detach().requireGrad(inputNeedsGrad);
-    const y = withGrad(() => fn(input));
+    const y = withPrecision(precision, () => withGrad(() => fn(input)));
     if (!y.requiresGrad) return [null];
     backward(y, g);
     const gx = input.grad;

@@ -16,11 +16,11 @@ const each = (n: number, f: (i: number) => string, sep = '\n    ') => range(n).m
  * A row of `d4` vec4s of `buf` starting at vec4 index `at`, read by every invocation of a subgroup:
  * `loads` fetches it (one vec4 per lane per S chunks, with subgroups) and `chunk(c)` is its c-th vec4.
  */
-function streamedRow(subgroup: number, d4: number, buf: string, name: string, at: string): { loads: string; chunk: (c: number) => string } {
-  if (!subgroup) return { loads: `let ${name} = ${at};`, chunk: (c) => `${buf}[${name} + ${c}u]` };
+function streamedRow(subgroup: number, d4: number, buf: string, name: string, at: string, half = false): { loads: string; chunk: (c: number) => string } {
+  if (!subgroup) return { loads: `let ${name} = ${at};`, chunk: (c) => ld4(half, buf, `${name} + ${c}u`) };
   const parts = Math.ceil(d4 / subgroup);
   return {
-    loads: range(parts).map((m) => `let ${name}_${m} = ${buf}[${at} + min(${m * subgroup}u + sgid, ${d4 - 1}u)];`).join(' '),
+    loads: range(parts).map((m) => `let ${name}_${m} = ${ld4(half, buf, `${at} + min(${m * subgroup}u + sgid, ${d4 - 1}u)`)};`).join(' '),
     chunk: (c) => `subgroupBroadcast(${name}_${Math.floor(c / subgroup)}, ${c % subgroup}u)`,
   };
 }
@@ -47,6 +47,17 @@ function layoutWords(p: Params, ...layouts: HeadLayout[]): Params {
   for (const l of layouts) p.u32(l.offset, l.batch, l.head, l.row);
   return p;
 }
+
+/**
+ * The vec4 of `buf` at vec4 index `i` as f32: with f16 operands (mixed precision) q, k and v are stored
+ * packed two per u32, so a vec4 is a vec2<u32> unpacked with the core unpack2x16float (no shader-f16),
+ * and the layouts' vec4 indices stay the same.
+ */
+const ld4 = (half: boolean, buf: string, i: string) => (half ? `half4(${buf}[${i}])` : `${buf}[${i}]`);
+const HALF4 = 'fn half4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }';
+/** q, k, v: f32 vec4s, or (half) f16 packed as vec2<u32>. */
+const qkvType = (half: boolean) => (half ? 'vec2<u32>' : 'vec4<f32>');
+const halfKey = (half: boolean) => (half ? ':f16' : '');
 
 /** Kernel name suffix for errors and VITGPU_DEBUG_WGSL filters: D and the variant. */
 const variantName = (d: number, v: AttentionVariant) => `d${d}_${v.wg}x${v.rows}x${v.keyBlock}${v.subgroup ? `_sg${v.subgroup}` : ''}`;
@@ -76,22 +87,25 @@ const FWD_K = FWD_Q + LAYOUT_WORDS;
 const FWD_V = FWD_K + LAYOUT_WORDS;
 const FWD_OUT = FWD_V + LAYOUT_WORDS;
 const FWD_WORDS = FWD_OUT + LAYOUT_WORDS;
-const FWD_BUFFERS = storage({ out: ['read_write', 'vec4<f32>'], lse: 'read_write', q: ['read', 'vec4<f32>'], k: ['read', 'vec4<f32>'], v: ['read', 'vec4<f32>'] });
+const fwdBuffers = (half: boolean) => storage({ out: ['read_write', 'vec4<f32>'], lse: 'read_write', q: ['read', qkvType(half)], k: ['read', qkvType(half)], v: ['read', qkvType(half)] });
 
-export function attentionForwardKernel(d: number, variant: AttentionVariant): Kernel {
+/** `half`: q, k, v are f16 tensors (mixed precision); the math and the outputs stay f32. */
+export function attentionForwardKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: KB, subgroup: S } = variant;
-  return defineKernel(`attention:fwd:${d}:${wg}:${R}:${KB}:${S}`, () => {
+  return defineKernel(`attention:fwd:${d}:${wg}:${R}:${KB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const keys = range(KB);
-    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * kRow`));
-    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * vRow`));
-    const source = `${enableSubgroups(variant)}// attention forward, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}
+    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * kRow`, half));
+    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * vRow`, half));
+    const buffers = fwdBuffers(half);
+    const source = `${enableSubgroups(variant)}// attention forward, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(FWD_WORDS)}
-${FWD_BUFFERS.wgsl}
+${buffers.wgsl}
 ${OP_BASE}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let kBase = opBase(${FWD_K}u, bh); let kRow = pu(${FWD_K + 3}u);
@@ -104,7 +118,7 @@ ${entry(variant)}
   var acc${r}: array<vec4<f32>, ${d4}>;
   var m${r} = ${NEG_BIG};
   var l${r} = 0.0;
-  ${each(d4, (c) => `q${r}[${c}] = q[qo${r} + ${c}u] * qs;`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `q${r}[${c}] = ${ld4(half, 'q', `qo${r} + ${c}u`)} * qs;`, '\n  ')}`).join('\n  ')}
   for (var j0 = 0u; j0 < N; j0 += ${KB}u) {
     ${kRows.map((x) => x.loads).join('\n    ')}
     ${rows.map((r) => keys.map((t) => `var s${r}_${t} = 0.0;`).join(' ')).join('\n    ')}
@@ -132,7 +146,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_fwd_${variantName(d, variant)}`, source, paramWords: FWD_WORDS, bindings: FWD_BUFFERS.names };
+    return { name: `attention_fwd_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: FWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 
@@ -197,10 +211,11 @@ const BWD_OUT2 = BWD_OUT1 + LAYOUT_WORDS;
 const BWD_WORDS = BWD_OUT2 + LAYOUT_WORDS;
 
 /** Output buffers first, then q, k, v, dOut, stats: at most 7 storage buffers. */
-const bwdBuffers = (outs: string[]) => {
+const bwdBuffers = (outs: string[], half: boolean) => {
   const spec: StorageSpec = {};
   for (const name of outs) spec[name] = ['read_write', 'vec4<f32>'];
-  for (const name of ['q', 'k', 'v', 'dO']) spec[name] = ['read', 'vec4<f32>'];
+  for (const name of ['q', 'k', 'v']) spec[name] = ['read', qkvType(half)];
+  spec.dO = ['read', 'vec4<f32>'];
   spec.stats = ['read', 'vec2<f32>'];
   return storage(spec);
 };
@@ -209,20 +224,22 @@ const bwdBuffers = (outs: string[]) => {
  * dQ: each invocation owns query rows (q, dOut, dq in private memory) and loops over the keys:
  * p = exp(s − lse), ds = p·(dOut·v − Di), dq += ds·k; dq·scale at the end.
  */
-export function attentionBackwardDqKernel(d: number, variant: AttentionVariant): Kernel {
+export function attentionBackwardDqKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: KB, subgroup: S } = variant;
-  return defineKernel(`attention:bwd_dq:${d}:${wg}:${R}:${KB}:${S}`, () => {
+  return defineKernel(`attention:bwd_dq:${d}:${wg}:${R}:${KB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const keys = range(KB);
-    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * kRow`));
-    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * vRow`));
-    const source = `${enableSubgroups(variant)}// attention backward dQ, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}
+    const kRows = keys.map((t) => streamedRow(S, d4, 'k', `kr${t}`, `kBase + min(j0 + ${t}u, N - 1u) * kRow`, half));
+    const vRows = keys.map((t) => streamedRow(S, d4, 'v', `vr${t}`, `vBase + min(j0 + ${t}u, N - 1u) * vRow`, half));
+    const buffers = bwdBuffers(['dq'], half);
+    const source = `${enableSubgroups(variant)}// attention backward dQ, D=${d}, ${wg} invocations × ${R} rows, ${KB} keys per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(BWD_WORDS)}
-${bwdBuffers(['dq']).wgsl}
+${buffers.wgsl}
 ${OP_BASE}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let kBase = opBase(${BWD_K}u, bh); let kRow = pu(${BWD_K + 3}u);
@@ -238,7 +255,7 @@ ${entry(variant)}
   var q${r}: array<vec4<f32>, ${d4}>;
   var g${r}: array<vec4<f32>, ${d4}>;
   var dq${r}: array<vec4<f32>, ${d4}>;
-  ${each(d4, (c) => `q${r}[${c}] = q[qo${r} + ${c}u] * qs; g${r}[${c}] = dO[go${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `q${r}[${c}] = ${ld4(half, 'q', `qo${r} + ${c}u`)} * qs; g${r}[${c}] = dO[go${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
   for (var j0 = 0u; j0 < N; j0 += ${KB}u) {
     ${kRows.map((x) => x.loads).join('\n    ')}
     ${vRows.map((x) => x.loads).join('\n    ')}
@@ -260,7 +277,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dq_${variantName(d, variant)}`, source, paramWords: BWD_WORDS, bindings: bwdBuffers(['dq']).names };
+    return { name: `attention_bwd_dq_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: BWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 
@@ -270,22 +287,24 @@ ${entry(variant)}
  * dk and dv are written through one binding (`dkv`, with a layout each): WebGPU refuses two writable
  * bindings of one buffer, and the fused-qkv backward writes both into one gradient buffer.
  */
-export function attentionBackwardDkvKernel(d: number, variant: AttentionVariant): Kernel {
+export function attentionBackwardDkvKernel(d: number, variant: AttentionVariant, half = false): Kernel {
   checkHeadDim(d);
   checkVariant(variant);
   const { wg, rows: R, keyBlock: QB, subgroup: S } = variant;
-  return defineKernel(`attention:bwd_dkv:${d}:${wg}:${R}:${QB}:${S}`, () => {
+  return defineKernel(`attention:bwd_dkv:${d}:${wg}:${R}:${QB}:${S}${halfKey(half)}`, () => {
     const d4 = d / 4;
     const rows = range(R);
     const queries = range(QB);
-    const qRows = queries.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * qRow`));
+    const qRows = queries.map((t) => streamedRow(S, d4, 'q', `qr${t}`, `qBase + min(i0 + ${t}u, N - 1u) * qRow`, half));
     const gRows = queries.map((t) => streamedRow(S, d4, 'dO', `gr${t}`, `gBase + min(i0 + ${t}u, N - 1u) * gRow`));
     // With subgroups the (lse, Di) pairs of a block of queries come from one load per lane per S queries.
     const statParts = S > 0 ? Math.ceil(QB / S) : 0;
-    const source = `${enableSubgroups(variant)}// attention backward dK dV, D=${d}, ${wg} invocations × ${R} key rows, ${QB} queries per step, subgroup ${S}
+    const buffers = bwdBuffers(['dkv'], half);
+    const source = `${enableSubgroups(variant)}// attention backward dK dV, D=${d}, ${wg} invocations × ${R} key rows, ${QB} queries per step, subgroup ${S}${half ? ', f16 q k v' : ''}
 ${paramsBlock(BWD_WORDS)}
-${bwdBuffers(['dkv']).wgsl}
+${buffers.wgsl}
 ${OP_BASE}
+${half ? HALF4 : ''}
 
 ${entry(variant)}
   let qBase = opBase(${BWD_Q}u, bh); let qRow = pu(${BWD_Q + 3}u);
@@ -303,7 +322,7 @@ ${entry(variant)}
   var v${r}: array<vec4<f32>, ${d4}>;
   var dk${r}: array<vec4<f32>, ${d4}>;
   var dv${r}: array<vec4<f32>, ${d4}>;
-  ${each(d4, (c) => `k${r}[${c}] = k[ko${r} + ${c}u] * qs; v${r}[${c}] = v[vo${r} + ${c}u];`, '\n  ')}`).join('\n  ')}
+  ${each(d4, (c) => `k${r}[${c}] = ${ld4(half, 'k', `ko${r} + ${c}u`)} * qs; v${r}[${c}] = ${ld4(half, 'v', `vo${r} + ${c}u`)};`, '\n  ')}`).join('\n  ')}
   for (var i0 = 0u; i0 < N; i0 += ${QB}u) {
     ${statParts
       ? `${range(statParts).map((m) => `let stl${m} = stats[statBase + min(i0 + ${m * S}u + sgid, N - 1u)];`).join(' ')}
@@ -332,7 +351,7 @@ ${entry(variant)}
   }`).join('\n  ')}
 }
 `;
-    return { name: `attention_bwd_dkv_${variantName(d, variant)}`, source, paramWords: BWD_WORDS, bindings: bwdBuffers(['dkv']).names };
+    return { name: `attention_bwd_dkv_${variantName(d, variant)}${halfKey(half)}`, source, paramWords: BWD_WORDS, bindings: buffers.names, halfBindings: half ? ['q', 'k', 'v'] : undefined };
   });
 }
 

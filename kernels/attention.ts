@@ -63,6 +63,19 @@ function checkQkv(op: string, q: Tensor, ...others: Tensor[]): [number, number, 
 }
 
 /**
+ * Mixed precision: q, k and v may be f16 tensors (all three, read in place: kernels/cast.ts makes
+ * contiguous ones), which the kernels read packed; everything else is f32. Returns whether they are.
+ */
+function halfQkv(op: string, q: Tensor, k: Tensor, v: Tensor): boolean {
+  const half = q.dtype === 'f16';
+  for (const t of [q, k, v]) {
+    if ((t.dtype === 'f16') !== half) throw new ShapeError(`${op}: q, k and v must have one element type, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+    if (half && !headLayout(t)) throw new ShapeError(`${op}: an f16 operand ${shapeStr(t.shape)} must have contiguous rows from multiples of 4 elements`);
+  }
+  return half;
+}
+
+/**
  * The layout (in vec4s) of a [B, H, N, D] view the kernels read or write in place: D contiguous, the
  * offset and the other strides multiples of 4 (size-1 axes don't count). Null when it needs a copy.
  * Heads sliced out of a fused qkv projection ([B, N, 3, H, D] permuted) qualify.
@@ -115,6 +128,7 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number,
   const [b, h, n, d] = checkQkv('attentionForward', q, k, v);
   const device = q.device;
   const vr = variant ?? attentionVariant(device, { kernel: 'forward', bh: b * h, n, d });
+  const half = halfQkv('attentionForward', q, k, v);
   const ops = new Operands(device);
   const o = ops.write('attentionForward', q.shape, out);
   const lse = Tensor.empty(device, [b, h, n]);
@@ -122,7 +136,7 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number,
   try {
     const [qc, kc, vc] = [q, k, v].map((t) => ops.read(t));
     launch(
-      attentionForwardKernel(d, vr),
+      attentionForwardKernel(d, vr, half),
       { out: o.t, lse, q: qc.t, k: kc.t, v: vc.t },
       attentionForwardParams(n, b * h, h, scale, { q: qc.l, k: kc.l, v: vc.l, out: o.l }),
       attentionWorkgroups(n, b * h, vr),
@@ -159,6 +173,7 @@ export function attentionBackward(
   const device = q.device;
   const call = { bh: b * h, n, d };
   const vr = variants ?? { dq: attentionVariant(device, { kernel: 'dq', ...call }), dkv: attentionVariant(device, { kernel: 'dkv', ...call }) };
+  const halfOperands = halfQkv('attentionBackward', q, k, v);
   const rowCount = b * h * n;
   const ops = new Operands(device);
   let dkvDest = dest ? { dk: dest.dk, dv: dest.dv } : null;
@@ -194,9 +209,9 @@ export function attentionBackward(
     // both and form Pᵀ·dO and dSᵀ·q (4 products).
     const pairs = 2 * b * h * n * n * d;
     const io = 4 * 4 * b * h * n * d;
-    launch(attentionBackwardDqKernel(d, vr.dq), { dq: dq.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dq.l, out2: dq.l }),
+    launch(attentionBackwardDqKernel(d, vr.dq, halfOperands), { dq: dq.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dq.l, out2: dq.l }),
       attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
-    launch(attentionBackwardDkvKernel(d, vr.dkv), { dkv: dk.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dk.l, out2: dv.l }),
+    launch(attentionBackwardDkvKernel(d, vr.dkv, halfOperands), { dkv: dk.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dk.l, out2: dv.l }),
       attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
   } finally {
     ops.dispose();

@@ -30,6 +30,8 @@ export interface MatmulKernelConfig {
   residual: boolean;
   /** Also store the pre-activation value (x·w + bias). */
   pre: boolean;
+  /** 'f16': both operands are f16 tensors, read packed two per u32 and accumulated in f32 (absent: f32). */
+  operands?: 'f16';
 }
 
 export interface MatmulEpilogue {
@@ -238,9 +240,14 @@ export function planMatmul(a: Tensor, b: Tensor, epilogue: MatmulEpilogue, optio
     batches = 1;
   }
   const flags = { bias: !!bias, gelu: !!epilogue.gelu, residual: !!residual, pre: !!epilogue.preActivation };
+  if (a.dtype !== b.dtype) throw new ShapeError(`matmul: operands must have one element type, got ${a.dtype} · ${b.dtype}`);
+  if (a.dtype === 'f16' && (A.copy || B.copy)) {
+    throw new ShapeError(`matmul: f16 operands ${shapeStr(a.shape)} · ${shapeStr(b.shape)} have batch axes that need a copy; make them contiguous before the cast`);
+  }
   const untouched = Object.values(options).every((v) => v === undefined);
   const tuned = untouched ? matmulTuning.choose?.(a.device, { rows, k, n, batches, a: A.op, b: B.op, flags }) : null;
   const config = matmulConfig(a.device, rows, k, A.op, B.op, flags, tuned ?? options);
+  if (a.dtype === 'f16') config.operands = 'f16';
   return { m, k, n, batch, outShape, rows, batches, a: A, b: B, config };
 }
 

@@ -22,6 +22,8 @@ import { GpuError } from '../engine/errors.js';
 export interface Kernel extends KernelSource {
   /** Storage buffer names in binding order (bindings 1..n): what `launch()` takes. */
   readonly bindings: readonly string[];
+  /** Bindings that read f16 tensors (packed two per u32); every other binding takes f32 only. */
+  readonly halfBindings?: readonly string[];
 }
 
 /** Storage buffers of a kernel in binding order: name → access, or [access, element type] (default f32). */
@@ -156,6 +158,9 @@ export function launch(kernel: Kernel, buffers: Readonly<Record<string, Tensor>>
   for (let i = 0; i < kernel.bindings.length; i++) {
     const t = buffers[kernel.bindings[i]];
     if (!t) throw new GpuError(`kernel ${kernel.name}: no buffer given for its binding "${kernel.bindings[i]}"`);
+    if (t.dtype !== 'f32' && !kernel.halfBindings?.includes(kernel.bindings[i])) {
+      throw new GpuError(`kernel ${kernel.name}: binding "${kernel.bindings[i]}" takes f32, got an ${t.dtype} tensor ${t} (cast it first)`);
+    }
     list[i] = t.storage.buffer;
     device ??= t.device;
   }

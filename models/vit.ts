@@ -13,6 +13,7 @@ import { linear, type LinearOptions } from '../engine/ops/matmul.js';
 import { patchEmbed } from '../engine/ops/conv.js';
 import { keep } from '../engine/scope.js';
 import { checkpoint, noGrad } from '../engine/autograd.js';
+import { withPrecision, type Precision } from '../engine/precision.js';
 import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
 import { applyRope, ropeTables } from './rope.js';
 
@@ -137,6 +138,11 @@ export class VisionTransformer {
   adapters: LinearHook | null = null;
   /** Recompute each block in backward instead of keeping its activations (engine/autograd.ts checkpoint). */
   checkpointActivations = false;
+  /**
+   * 'mixed': the linear layers read f16 operands and accumulate in f32 (engine/precision.ts); null:
+   * the precision in effect where forward runs (f32 unless a command set --precision).
+   */
+  precision: Precision | null = null;
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
   /** Constant tensors (RoPE tables per grid, the key-bias mask), kept until dispose(). */
   private readonly constants = new Map<string, Tensor>();
@@ -229,6 +235,10 @@ export class VisionTransformer {
   }
 
   forward(images: Tensor): VitOutput {
+    return this.precision ? withPrecision(this.precision, () => this.forwardIn(images)) : this.forwardIn(images);
+  }
+
+  private forwardIn(images: Tensor): VitOutput {
     const c = this.config;
     const x = this.tokens(images, c.depth);
     const p = (n: string) => this.param(n);

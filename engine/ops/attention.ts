@@ -9,6 +9,8 @@ import { ShapeError } from '../errors.js';
 import { shapeStr } from '../shape.js';
 import { attentionBackward, attentionForward } from '../../kernels/attention.js';
 import { contiguousInput } from '../../kernels/elementwise.js';
+import { castToHalf } from '../../kernels/cast.js';
+import { currentPrecision } from '../precision.js';
 
 /**
  * `t` [B, N, W] (last axis contiguous) seen as heads [B, H, N, D] of its columns
@@ -29,22 +31,27 @@ function tokensMajor(like: Tensor): { tokens: Tensor; view: Tensor } {
 
 /**
  * softmax(q·kᵀ·scale)·v for q, k, v [B, H, N, D]. The result is [B, H, N, D] stored tokens-major
- * ([B, N, H, D] in memory), so `.permute([0, 2, 1, 3]).reshape([B, N, H·D])` is a view.
+ * ([B, N, H, D] in memory), so `.permute([0, 2, 1, 3]).reshape([B, N, H·D])` is a view. In mixed
+ * precision (engine/precision.ts) q, k and v are cast to f16, which the kernels read and backward keeps
+ * (half the bytes); scores, softmax statistics, the output and the gradients stay f32.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, scale = 1 / Math.sqrt(q.shape[q.rank - 1])): Tensor {
+  const mixed = currentPrecision() === 'mixed' && q.rank === 4;
+  const [qi, ki, vi] = mixed ? noGrad(() => [q, k, v].map(castToHalf)) : [q, k, v];
   const { out, lse } = noGrad(() => {
     if (q.rank !== 4) return attentionForward(q, k, v, scale); // its own message
     const { tokens, view } = tokensMajor(q);
     tokens.dispose();
-    return attentionForward(q, k, v, scale, undefined, view);
+    return attentionForward(qi, ki, vi, scale, undefined, view);
   });
   if (needsGrad(q, k, v)) {
-    record(out, 'attention', [q, k, v], [q, k, v, out, lse], (g, [qs, ks, vs, os, ls]) => {
+    record(out, mixed ? 'attention (mixed)' : 'attention', [q, k, v], [qi, ki, vi, out, lse], (g, [qs, ks, vs, os, ls]) => {
       const { dq, dk, dv } = attentionBackward(qs, ks, vs, os, ls, g, scale);
       return [dq, dk, dv];
     });
   }
   lse.dispose();
+  if (mixed) for (const t of [qi, ki, vi]) t.dispose();
   return out;
 }
 
@@ -63,7 +70,9 @@ export function attentionQkv(qkv: Tensor, numHeads: number, scale?: number): Ten
   const d = width / numHeads;
   const s = scale ?? 1 / Math.sqrt(d);
   const views = (t: Tensor) => [0, 1, 2].map((i) => heads(t, numHeads, d, i * width));
-  const src = contiguousInput(qkv, 'vec4');
+  // Mixed precision: the heads are read from an f16 copy of the projection, which backward keeps.
+  const mixed = currentPrecision() === 'mixed';
+  const src = mixed ? noGrad(() => castToHalf(qkv)) : contiguousInput(qkv, 'vec4');
   const [q, k, v] = views(src);
   const { tokens, view } = tokensMajor(q);
   let lse: Tensor;
@@ -73,7 +82,7 @@ export function attentionQkv(qkv: Tensor, numHeads: number, scale?: number): Ten
     for (const t of [q, k, v, view]) t.dispose();
   }
   if (needsGrad(qkv)) {
-    record(tokens, 'attentionQkv', [qkv], [src, tokens, lse], (g, [xs, os, ls]) => {
+    record(tokens, mixed ? 'attentionQkv (mixed)' : 'attentionQkv', [qkv], [src, tokens, lse], (g, [xs, os, ls]) => {
       const gc = contiguousInput(g, 'vec4');
       const dqkv = Tensor.empty(g.device, [...xs.shape]);
       const [dq, dk, dv] = views(dqkv);
