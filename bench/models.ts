@@ -44,6 +44,8 @@ export interface ModelSpec extends ModelCase {
   /** Blocks (12 for ViT-B); fewer for quick iterations on a reduced-depth ViT-B. */
   depth: number;
   profile?: boolean;
+  /** vitgpu only ('mixed': f16 matmul and attention operands, engine/precision.ts); PyTorch stays FP32. */
+  precision?: 'f32' | 'mixed';
 }
 
 export interface ModelResult {
@@ -58,6 +60,8 @@ export interface ModelResult {
   profile?: ProfileReport;
   /** vitgpu: the profiled call's wall time, to compare with the unprofiled ones. */
   profiledMs?: number;
+  /** vitgpu: the precision it ran in. */
+  precision?: 'f32' | 'mixed';
   error?: string;
 }
 
@@ -86,6 +90,7 @@ async function runVitgpu(spec: ModelSpec): Promise<ModelResult> {
   const device = await createNodeDevice();
   const config = presetConfig(spec.arch, { imageSize: spec.imageSize, labels: spec.labels, depth: spec.depth });
   const model = new VisionTransformer(device, config, { seed: 0 });
+  if (spec.precision === 'mixed') model.precision = 'mixed';
   const images = device.randn([spec.batch, 3, spec.imageSize, spec.imageSize], { seed: 1 });
   const targets = device.tensor(Array.from({ length: spec.batch * spec.labels }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0), [spec.batch, spec.labels]);
   const opt = spec.train ? new AdamW(model.parameters(), { lr: 1e-5, weightDecay: 0 }) : null;
@@ -115,7 +120,7 @@ async function runVitgpu(spec: ModelSpec): Promise<ModelResult> {
     profile = await session.stop();
   }
   return {
-    ms, warmupMs, devicePeakBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, loadavg: loadavg()[0], profile, profiledMs,
+    ms, warmupMs, devicePeakBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, loadavg: loadavg()[0], profile, profiledMs, precision: spec.precision ?? 'f32',
   };
 }
 
@@ -164,6 +169,7 @@ export interface ModelFlags {
   reps: number;
   depth: number;
   torch: boolean;
+  precision?: 'f32' | 'mixed';
   profile?: string | boolean;
   json?: string;
   markdown?: string;
@@ -201,7 +207,7 @@ function tableRows(cases: readonly ModelCase[], records: ModelRecord[]): string[
       const x = r.result;
       const ratio = r.impl !== 'vitgpu' && ours?.meanMs && r.meanMs ? `vitgpu ${(ours.meanMs / r.meanMs).toFixed(2)}× the time` : '';
       rows.push([
-        c.id, `${c.arch} ${c.imageSize}px b${c.batch}${c.train ? ' train' : ' fwd'}`, r.impl,
+        c.id, `${c.arch} ${c.imageSize}px b${c.batch}${c.train ? ' train' : ' fwd'}`, x.precision === 'mixed' ? `${r.impl} (mixed)` : r.impl,
         x.error ? `ERROR: ${x.error}` : r.meanMs === null ? '—' : `${(r.meanMs / 1e3).toFixed(2)}${c.memoryOnly ? ' (first)' : ''}`,
         x.ms.length ? x.ms.map((m) => (m / 1e3).toFixed(2)).join(', ') : '',
         r.imagesPerS ? r.imagesPerS.toFixed(2) : '—', r.gflops ? r.gflops.toFixed(1) : '—',
@@ -246,13 +252,13 @@ export async function runModelBench(entry: string, f: ModelFlags): Promise<numbe
   const threads = Number(process.env.LP_NUM_THREADS) || cpus().length;
   const torch = f.torch ? torchVersion() : null;
   const started = new Date();
-  console.log(`vitgpu model benchmark: ${cases.length} cases, ${f.reps} timed call(s) after a warm-up, depth ${f.depth}${f.depth !== 12 ? ' (reduced ViT-B)' : ''}`);
+  console.log(`vitgpu model benchmark: ${cases.length} cases, ${f.reps} timed call(s) after a warm-up, depth ${f.depth}${f.depth !== 12 ? ' (reduced ViT-B)' : ''}${f.precision === 'mixed' ? ', vitgpu in mixed precision (PyTorch FP32)' : ''}`);
   console.log(`PyTorch CPU: ${torch ? `torch ${torch} through ${PYTHON}, ${threads} threads (the cores lavapipe uses)` : f.torch ? `not measured: torch is not installed for ${PYTHON} (apt-get install python3-torch)` : 'not measured (--no-torch)'}`);
   console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${cpus().length} cores\n`);
   const records: ModelRecord[] = [];
   const traces: ChromeTrace[] = [];
   for (const c of cases) {
-    const spec: ModelSpec = { ...c, reps: f.reps, threads, labels: LABELS, depth: f.depth, profile: Boolean(f.profile) };
+    const spec: ModelSpec = { ...c, reps: f.reps, threads, labels: LABELS, depth: f.depth, profile: Boolean(f.profile), precision: f.precision };
     const mine = await runChild(process.execPath, [entry, '--model-worker', JSON.stringify(spec)], MARKER, f.timeoutS);
     records.push(record(c, 'vitgpu', mine, f.depth));
     console.log(formatRows(tableRows([c], records.slice(-1))));

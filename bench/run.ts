@@ -5,7 +5,7 @@
 //
 //   npm run bench -- [--quick] [--only matmul,attention,layernorm|CASE-ID] [--impl vitgpu,...]
 //                    [--json FILE] [--markdown FILE] [--jax-mode best|jit|eager] [--timeout S] [--profile [FILE]]
-//   npm run bench -- --models [--only MODEL-CASE,...] [--reps N] [--depth N] [--no-torch] [--profile [FILE]]
+//   npm run bench -- --models [--only MODEL-CASE,...] [--reps N] [--depth N] [--no-torch] [--precision f32|mixed] [--profile [FILE]]
 //
 // --models measures whole ViT-B calls against PyTorch on the CPU instead (bench/models.ts).
 //
@@ -37,6 +37,7 @@ interface Flags {
   models?: boolean;
   reps?: string;
   depth?: string;
+  precision?: string;
   torch?: boolean;
   profile?: string | boolean;
   modelWorker?: string;
@@ -318,6 +319,7 @@ async function orchestrateModels(flags: Flags): Promise<number> {
   try {
     return await runModelBench(snapshot.entry, {
       only: list(flags.only), reps: Number(flags.reps ?? 2), depth: Number(flags.depth ?? 12), torch: flags.torch !== false,
+      precision: flags.precision === 'mixed' ? 'mixed' : 'f32',
       profile: profileFlag(flags.profile), json: flags.json && userPath(flags.json), markdown: flags.markdown && userPath(flags.markdown),
       timeoutS: Number(flags.timeout ?? 3600),
       command: process.env.npm_lifecycle_event === 'bench' ? `npm run bench -- ${args}` : `node dist/bench/run.js ${args}`,
@@ -378,6 +380,7 @@ const program = new Command()
   .option('--reps <n>', 'with --models: timed calls after the warm-up', '2')
   .option('--depth <n>', 'with --models: blocks of the ViT-B (fewer for quick iterations)', '12')
   .option('--no-torch', 'with --models: skip PyTorch')
+  .addOption(new Option('--precision <p>', 'with --models: vitgpu\'s precision (PyTorch stays FP32)').choices(['f32', 'mixed']).default('f32'))
   .addOption(new Option('--profile [file]', 'profile one extra vitgpu call per case: print its kernel table; with FILE, write the Chrome trace').env('VITGPU_PROFILE'))
   .addOption(new Option('--worker <case>', 'internal: measure one case in this process').hideHelp())
   .addOption(new Option('--model-worker <json>', 'internal: run one model case in this process').hideHelp())
