@@ -7,7 +7,7 @@
 // `.grad`, and frees each node's saved tensors as soon as its rule has run. The graph's node
 // (GradNode) lives beside Tensor in engine/tensor.ts, which holds it.
 
-import { GradNode, type BackwardRule, type Tensor } from './tensor.js';
+import { GradNode, Tensor, type BackwardRule, type Storage } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
@@ -52,9 +52,53 @@ export type { BackwardRule };
  * outputs); they stay alive until the rule has run or the graph is dropped.
  */
 export function record(out: Tensor, name: string, inputs: readonly Tensor[], saved: readonly Tensor[], rule: BackwardRule): Tensor {
-  const views = saved.map((t) => keep(t.view()));
-  out.setGradFn(new GradNode(name, inputs, views, rule));
+  // A saved tensor whose storage can be recomputed from what its producer saves (see recomputable())
+  // is held as those tensors instead, and recomputed, inside backward's scope, just before `rule` runs.
+  const held: Tensor[] = [];
+  const slots = saved.map((t) => {
+    const r = recipes.get(t.storage);
+    if (!r || r.node.released) {
+      held.push(keep(t.view()));
+      return held.length - 1;
+    }
+    const from = r.from.map((i) => {
+      held.push(keep(r.node.saved[i].view()));
+      return held.length - 1;
+    });
+    return { r, from, shape: t.shape, strides: t.strides, offset: t.offset };
+  });
+  if (slots.every((s) => typeof s === 'number')) {
+    out.setGradFn(new GradNode(name, inputs, held, rule));
+    return out;
+  }
+  out.setGradFn(new GradNode(name, inputs, held, (g, h) => rule(g, slots.map((s) => {
+    if (typeof s === 'number') return h[s];
+    const full = s.r.fn(s.from.map((i) => h[i]));
+    return new Tensor(full.device, full.storage, s.shape, s.strides, s.offset);
+  }))));
   return out;
+}
+
+interface Recipe {
+  /** The node that produced the storage; `from` indexes its saved tensors. */
+  node: GradNode;
+  from: readonly number[];
+  fn: (from: readonly Tensor[]) => Tensor;
+}
+
+const recipes = new WeakMap<Storage, Recipe>();
+
+/**
+ * Declares that the storage of `out` (contiguous, as produced) is `fn` of the tensors `from` that
+ * out's own node saved (indexes into out.gradFn.saved). A later op that saves any view of `out` then
+ * holds those instead (no extra memory: out's node keeps them anyway until its backward, which runs
+ * after the later op's) and recomputes `out` in its backward: GELU's output, recomputed from the
+ * pre-activation, is not kept beside it. `fn` must reproduce the values bit for bit.
+ */
+export function recomputable(out: Tensor, from: readonly number[], fn: (from: readonly Tensor[]) => Tensor): void {
+  const node = out.gradFn;
+  if (!node || !out.isContiguous || out.offset !== 0) throw new VitgpuError('recomputable: needs a contiguous tensor with a graph node');
+  recipes.set(out.storage, { node, from, fn });
 }
 
 function topoOrder(root: Tensor): Tensor[] {
