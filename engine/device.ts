@@ -174,7 +174,7 @@ export class Device {
   private profiler: Profiler | null = null;
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
-    this.pool = new BufferPool(gpu, options.maxPooledBytes);
+    this.pool = new BufferPool(gpu, options.maxPooledBytes, () => this.flush());
     this.isCpuAdapter = isCpuAdapterInfo(info);
     const ai = (gpu as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
     this.subgroups = info.features.includes('subgroups') ? { minSize: ai?.subgroupMinSize ?? 0, maxSize: ai?.subgroupMaxSize ?? 0 } : null;
