@@ -9,6 +9,7 @@
 
 import { GradNode, Tensor, type BackwardRule, type Storage } from './tensor.js';
 import { keep, tidy } from './scope.js';
+import { sizeClass } from './buffer-pool.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
 
@@ -67,15 +68,15 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], sav
     });
     return { r, from, shape: t.shape, strides: t.strides, offset: t.offset };
   });
-  if (slots.every((s) => typeof s === 'number')) {
-    out.setGradFn(new GradNode(name, inputs, held, rule));
-    return out;
-  }
-  out.setGradFn(new GradNode(name, inputs, held, (g, h) => rule(g, slots.map((s) => {
-    if (typeof s === 'number') return h[s];
-    const full = s.r.fn(s.from.map((i) => h[i]));
-    return new Tensor(full.device, full.storage, s.shape, s.strides, s.offset);
-  }))));
+  const node = slots.every((s) => typeof s === 'number')
+    ? new GradNode(name, inputs, held, rule)
+    : new GradNode(name, inputs, held, (g, h) => rule(g, slots.map((s) => {
+      if (typeof s === 'number') return h[s];
+      const full = s.r.fn(s.from.map((i) => h[i]));
+      return new Tensor(full.device, full.storage, s.shape, s.strides, s.offset);
+    })));
+  held.forEach((t, index) => savers.set(t.storage, { node, index }));
+  out.setGradFn(node);
   return out;
 }
 
@@ -87,6 +88,8 @@ interface Recipe {
 }
 
 const recipes = new WeakMap<Storage, Recipe>();
+/** The node that last saved (a view of) a storage, and at which index of its saved tensors. */
+const savers = new WeakMap<Storage, { node: GradNode; index: number }>();
 
 /**
  * Declares that the storage of `out` (contiguous, as produced) is `fn` of the tensors `from` that
@@ -99,6 +102,19 @@ export function recomputable(out: Tensor, from: readonly number[], fn: (from: re
   const node = out.gradFn;
   if (!node || !out.isContiguous || out.offset !== 0) throw new VitgpuError('recomputable: needs a contiguous tensor with a graph node');
   recipes.set(out.storage, { node, from, fn });
+}
+
+/**
+ * Declares that `out` is a contiguous copy (`copy`) of the view `x`. When some op's node already saves
+ * x's storage, a later op that saves `out` holds that storage instead and copies again in its backward:
+ * attention saves its output, and the projection after it would otherwise save its [B, N, D] copy too.
+ * Only where x spans its buffer's size class, so holding it never costs more than holding the copy.
+ */
+export function recomputableCopy(out: Tensor, x: Tensor, copy: (src: Tensor) => Tensor): void {
+  const s = savers.get(x.storage);
+  if (!s || s.node.released || sizeClass(x.size * 4) !== x.storage.buffer.bytes) return;
+  const { shape, strides, offset } = x;
+  recipes.set(out.storage, { node: s.node, from: [s.index], fn: ([src]) => copy(new Tensor(src.device, src.storage, shape, strides, offset)) });
 }
 
 function topoOrder(root: Tensor): Tensor[] {
