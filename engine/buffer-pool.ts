@@ -10,9 +10,10 @@
 // an *upload target*. `lastBatch` records the batch that last used a buffer.
 //
 // Released buffers are memory the driver keeps (host memory on a CPU adapter, counted in the process's
-// RSS). So a request that no free buffer fits first gives up about as many pooled bytes, oldest released
-// first: what the pool holds (live + pooled) then grows only when nothing is pooled, and its high-water
-// mark stays at the peak of live bytes (plus size-class slack) instead of peak plus up to maxPooledBytes.
+// RSS): `peakHeldBytes` is the high-water mark of live + pooled. Giving pooled buffers up for requests
+// they do not fit (destroying the oldest before creating a buffer) was tried and made it worse on
+// lavapipe: the 512 px ViT-B forward's peak RSS went from 1066 to 2889 MiB, as destroyed buffers'
+// memory does not go back at once and the new ones come on top (bench/RESULTS.md, Memory).
 
 export const BufferUsage = {
   MAP_READ: 0x0001,
@@ -47,7 +48,6 @@ export interface MemoryStats {
 }
 
 const MIN_BYTES = 256;
-const DOOMED_FLUSH_BYTES = 64 * 2 ** 20;
 
 /** Rounds a byte count up to its size class: 256 B minimum, then 4 classes per power of two. */
 export function sizeClass(bytes: number): number {
@@ -63,25 +63,15 @@ export class BufferPool {
   private pooled = 0;
   private peak = 0;
   private peakHeld = 0;
-  /** Pooled buffers in the order they were released (eviction takes the oldest). */
-  private readonly order = new Set<PooledBuffer>();
   private liveCount = 0;
   private pooledCount = 0;
   /** Released past maxPooledBytes: destroyed once the batch that may still bind them is submitted. */
   private readonly doomed: GPUBuffer[] = [];
-  private doomedBytes = 0;
-  /** Id of the batch being recorded: the device's batchId, which also starts at 0 and counts submissions. */
-  private batch = 0;
 
   constructor(
     private readonly device: GPUDevice,
     /** Released bytes above this are destroyed instead of kept. */
     public maxPooledBytes = 2 ** 31,
-    /**
-     * Submits the recorded work (the device's flush(), which calls submitted()): called when more than
-     * DOOMED_FLUSH_BYTES of evicted buffers wait for a submission, so that their memory goes now.
-     */
-    private readonly flush: () => void = () => {},
   ) {}
 
   /**
@@ -96,44 +86,16 @@ export class BufferPool {
         if (list[i].lastBatch < submittedBefore) {
           const pb = list[i];
           list.splice(i, 1);
-          this.order.delete(pb);
           this.pooled -= size;
           this.pooledCount--;
           return this.track(pb);
         }
       }
     }
-    this.evict(size);
     const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
     const pb = this.track({ buffer, bytes: size, lastBatch: -1 });
     this.peakHeld = Math.max(this.peakHeld, this.live + this.pooled);
     return pb;
-  }
-
-  /** Gives up at least `bytes` of pooled buffers (fewer if fewer are pooled), oldest released first. */
-  private evict(bytes: number): void {
-    let freed = 0;
-    for (const pb of this.order) {
-      if (freed >= bytes) break;
-      this.order.delete(pb);
-      const list = this.free.get(pb.bytes)!;
-      list.splice(list.indexOf(pb), 1);
-      this.pooled -= pb.bytes;
-      this.pooledCount--;
-      freed += pb.bytes;
-      this.destroy(pb);
-    }
-    if (this.doomedBytes > DOOMED_FLUSH_BYTES) this.flush();
-  }
-
-  /** Destroys now when no unsubmitted work binds it, else after the next submission (see release()). */
-  private destroy(pb: PooledBuffer): void {
-    if (pb.lastBatch < this.batch) {
-      pb.buffer.destroy();
-    } else {
-      this.doomed.push(pb.buffer);
-      this.doomedBytes += pb.bytes;
-    }
   }
 
   release(pb: PooledBuffer): void {
@@ -141,34 +103,26 @@ export class BufferPool {
     this.liveCount--;
     if (this.pooled + pb.bytes > this.maxPooledBytes) {
       // Recorded, not yet submitted work may bind it; destroyed now, that submission would fail.
-      this.destroy(pb);
+      this.doomed.push(pb.buffer);
       return;
     }
     let list = this.free.get(pb.bytes);
     if (!list) this.free.set(pb.bytes, (list = []));
     list.push(pb);
-    this.order.add(pb);
     this.pooled += pb.bytes;
     this.pooledCount++;
   }
 
   /** Called by the device after each submission: destroys the buffers released past the limit. */
   submitted(): void {
-    this.batch++;
-    this.destroyDoomed();
-  }
-
-  private destroyDoomed(): void {
     for (const b of this.doomed.splice(0)) b.destroy();
-    this.doomedBytes = 0;
   }
 
   /** Destroys every pooled (released) buffer. */
   trim(): void {
-    this.destroyDoomed();
+    this.submitted();
     for (const list of this.free.values()) for (const pb of list) pb.buffer.destroy();
     this.free.clear();
-    this.order.clear();
     this.pooled = 0;
     this.pooledCount = 0;
   }

@@ -172,9 +172,11 @@ export class Device {
   private readonly destroyHooks: (() => void)[] = [];
   /** The running profile, or null: when null, dispatch records no pass, query or read of its own. */
   private profiler: Profiler | null = null;
+  /** Run once at the next read or sync, after its wait (the autotuner's queued timings: kernels/tune.ts). */
+  idleWork: (() => Promise<void>) | null = null;
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
-    this.pool = new BufferPool(gpu, options.maxPooledBytes, () => this.flush());
+    this.pool = new BufferPool(gpu, options.maxPooledBytes);
     this.isCpuAdapter = isCpuAdapterInfo(info);
     const ai = (gpu as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
     this.subgroups = info.features.includes('subgroups') ? { minSize: ai?.subgroupMinSize ?? 0, maxSize: ai?.subgroupMaxSize ?? 0 } : null;
@@ -398,6 +400,7 @@ export class Device {
     if (list.length < 4) list.push(staging);
     else staging.destroy();
     this.checkHealthy();
+    await this.runIdleWork();
     return copy;
   }
 
@@ -410,6 +413,13 @@ export class Device {
     if (outcome instanceof DeviceLostError) throw outcome;
     if (this.pendingChecks.size) await Promise.all(this.pendingChecks);
     this.checkHealthy();
+    await this.runIdleWork();
+  }
+
+  private async runIdleWork(): Promise<void> {
+    const work = this.idleWork;
+    this.idleWork = null;
+    if (work) await work();
   }
 
   /** Releases the GPU device; later calls fail with DeviceLostError. */
