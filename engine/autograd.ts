@@ -76,19 +76,22 @@ export function record(out: Tensor, name: string, inputs: readonly Tensor[], sav
       return new Tensor(full.device, full.storage, s.shape, s.strides, s.offset);
     })));
   held.forEach((t, index) => savers.set(t.storage, { node, index }));
+  nodeSlots.set(node, slots);
   out.setGradFn(node);
   return out;
 }
 
 interface Recipe {
-  /** The node that produced the storage; `from` indexes its saved tensors. */
+  /** A node that holds what the storage is recomputed from; `from` indexes its held (saved) views. */
   node: GradNode;
   from: readonly number[];
   fn: (from: readonly Tensor[]) => Tensor;
 }
 
 const recipes = new WeakMap<Storage, Recipe>();
-/** The node that last saved (a view of) a storage, and at which index of its saved tensors. */
+/** Per node, where each tensor given to record() went: an index into its held views, or a recipe. */
+const nodeSlots = new WeakMap<GradNode, readonly (number | object)[]>();
+/** The node that last saved (a view of) a storage, and at which index of its held views. */
 const savers = new WeakMap<Storage, { node: GradNode; index: number }>();
 
 /**
@@ -101,7 +104,11 @@ const savers = new WeakMap<Storage, { node: GradNode; index: number }>();
 export function recomputable(out: Tensor, from: readonly number[], fn: (from: readonly Tensor[]) => Tensor): void {
   const node = out.gradFn;
   if (!node || !out.isContiguous || out.offset !== 0) throw new VitgpuError('recomputable: needs a contiguous tensor with a graph node');
-  recipes.set(out.storage, { node, from, fn });
+  // Indexes of record()'s saved list, resolved to the node's held views; a source that is itself held
+  // as a recipe (not as its own view) leaves `out` to be saved as it is.
+  const slots = nodeSlots.get(node) ?? [];
+  const held = from.map((i) => slots[i]);
+  if (held.every((h): h is number => typeof h === 'number')) recipes.set(out.storage, { node, from: held, fn });
 }
 
 /**
