@@ -235,7 +235,8 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
   const inputNeedsGrad = x.requiresGrad;
   return record(out, 'checkpoint', [x], [x], (g, [saved]) => {
     const input = saved.detach().requireGrad(inputNeedsGrad);
-    const y = withGrad(() => fn(input));
+    // In its own scope: of the recomputed intermediates only what the graph saves stays for backward.
+    const y = withGrad(() => tidy(() => fn(input)));
     if (!y.requiresGrad) return [null];
     backward(y, g);
     const gx = input.grad;
