@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { listAdapters } from '../engine/node.js';
 import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
 import { WANTED_FEATURES } from '../engine/device.js';
+import { tunerOf } from '../kernels/tuners.js';
 
 export function registerDevices(program: Command): void {
   withDeviceOptions(
@@ -16,8 +17,10 @@ export function registerDevices(program: Command): void {
     action(async (opts: DeviceFlags & { json?: boolean }) => {
       const adapters = await listAdapters();
       const device = await openDevice(opts);
+      const tuner = tunerOf(device);
+      const tuning = tuner && { policy: tuner.policy, cache: tuner.store.where, storedShapeClasses: Object.keys(tuner.store.load(tuner.adapter)).length };
       if (opts.json) {
-        console.log(JSON.stringify({ adapters, selected: device.name, info: device.info, subgroups: device.subgroups }, null, 2));
+        console.log(JSON.stringify({ adapters, selected: device.name, info: device.info, subgroups: device.subgroups, tuning }, null, 2));
         return;
       }
       console.log('Adapters:');
@@ -27,6 +30,7 @@ export function registerDevices(program: Command): void {
       console.log(`Features: ${device.info.features.join(', ') || 'none'}${missing.length ? ` (not available: ${missing.join(', ')})` : ''}`);
       const sg = device.subgroups;
       console.log(`Subgroup sizes: ${sg ? (sg.minSize === sg.maxSize ? `${sg.minSize}` : `${sg.minSize} to ${sg.maxSize}`) : 'none (no subgroups)'}`);
+      if (tuning) console.log(`Kernel tuning: policy ${tuning.policy} (VITGPU_TUNE), ${tuning.storedShapeClasses} shape classes tuned for this adapter in ${tuning.cache} (vitgpu tune)`);
       console.log('Limits:');
       for (const [k, v] of Object.entries(device.info.limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       console.log('\nPick another adapter with --adapter NAME or VITGPU_ADAPTER=NAME (a substring of its name).');

@@ -6,7 +6,7 @@ import { loadVit } from '../models/load.js';
 import { openFileSource } from '../engine/node.js';
 import { checkNormalize } from '../datasets/image.js';
 import { predictImage } from '../models/predict.js';
-import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { action, openDevice, withDeviceOptions, withPrecisionOption, type DeviceFlags } from './run.js';
 import { positiveInt } from './options.js';
 import { DICOM_WINDOW_HELP, dicomWindowFlag } from './data-options.js';
 
@@ -22,7 +22,7 @@ interface EmbedFlags extends DeviceFlags {
 }
 
 export function registerEmbed(program: Command): void {
-  withDeviceOptions(
+  withDeviceOptions(withPrecisionOption(
     program
       .command('embed')
       .description('compute the final-norm CLS embedding (and logits) of an image')
@@ -33,7 +33,7 @@ export function registerEmbed(program: Command): void {
       .option('--heads <n>', 'attention heads (not stored in checkpoints; default: width / 64)')
       .option('--normalize <mode>', 'none (pixels / 255), imagenet, or half', 'none')
       .option('--dicom-window <policy>', DICOM_WINDOW_HELP)
-      .option('--json', 'print one JSON object: {"embedding": [...], "logits": [...] | null}'),
+      .option('--json', 'print one JSON object: {"embedding": [...], "logits": [...] | null}')),
   ).action(
     action(async (opts: EmbedFlags) => {
       const normalize = checkNormalize(opts.normalize);

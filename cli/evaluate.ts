@@ -7,7 +7,7 @@ import { VitgpuError } from '../engine/errors.js';
 import { ImagePool } from '../datasets/image-pool-node.js';
 import { predictFiles, predictRun, validationThresholds } from '../runs/predict-node.js';
 import { writeEvaluation } from '../runs/evaluate-node.js';
-import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { action, openDevice, withDeviceOptions, withPrecisionOption, type DeviceFlags } from './run.js';
 import { withDataOptions, type DataFlags } from './data-options.js';
 import { list, nonNegativeInt, oneOf, positiveInt } from './options.js';
 import { consoleReporter } from './progress.js';
@@ -39,7 +39,7 @@ function dataOverrides(f: DataFlags) {
 }
 
 function evalOptions(cmd: Command): Command {
-  return withDeviceOptions(withDataOptions(cmd, false))
+  return withDeviceOptions(withPrecisionOption(withDataOptions(cmd, false)))
     .option('--split <name>', 'split to evaluate: test, valid or train', 'test')
     .option('--resamples <n>', 'bootstrap resamples', '1000')
     .option('--seed <n>', 'bootstrap seed', '0')
@@ -108,14 +108,14 @@ export function registerEvaluate(program: Command): void {
     await runEvaluation(runs, f);
   }));
 
-  withDeviceOptions(
+  withDeviceOptions(withPrecisionOption(
     program
       .command('predict')
       .description('print per-label probabilities for images with a run\'s best model')
       .requiredOption('--run <run-dir>', 'a vitgpu run directory')
       .argument('<images...>', 'PNG, JPEG or DICOM (.dcm, .dicom) files; DICOM gray levels follow the run\'s --dicom-window')
       .option('--json', 'print JSON lines: {"image": ..., "probabilities": {label: p}}')
-      .option('--max-pixels <n>', 'refuse images above this many pixels before decoding them (default: the run\'s)'),
+      .option('--max-pixels <n>', 'refuse images above this many pixels before decoding them (default: the run\'s)')),
   ).action(
     action(async (images: string[], f: DeviceFlags & { run: string; json?: boolean; maxPixels?: string }) => {
       const maxPixels = positiveInt(f.maxPixels, '--max-pixels');

@@ -14,6 +14,7 @@ import { registerWorker } from './worker.js';
 import { registerServe } from './serve.js';
 import { registerMergeLora } from './merge-lora.js';
 import { registerFeatures } from './features.js';
+import { registerTune } from './tune.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,6 +35,7 @@ registerWorker(program);
 registerServe(program);
 registerMergeLora(program);
 registerFeatures(program);
+registerTune(program);
 
 program.showHelpAfterError();
 await program.parseAsync(process.argv);

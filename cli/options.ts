@@ -23,6 +23,13 @@ export function nonNegativeNumber(v: string | undefined, option: string): number
   return n;
 }
 
+export function positiveNumber(v: string | undefined, option: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new VitgpuError(`${option} must be a positive number, got "${v}"`);
+  return n;
+}
+
 /** A fraction in (0, 1]. */
 export function fraction(v: string | undefined, option: string): number | undefined {
   if (v === undefined) return undefined;

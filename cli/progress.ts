@@ -39,11 +39,13 @@ export function consoleReporter(opts: { quiet?: boolean; label?: string } = {}):
     step(info) {
       if (opts.quiet) return;
       const rate = info.images / Math.max(1e-9, info.seconds);
-      const payload = { loss: info.loss === null ? '…' : fmt(info.loss), rate: rate.toFixed(1), epoch: info.epoch };
+      // Mixed precision: the steps skipped for overflowing gradients so far.
+      const skipped = info.skipped !== undefined ? ` | ${info.skipped} skipped` : '';
+      const payload = { loss: info.loss === null ? '…' : fmt(info.loss), rate: rate.toFixed(1), epoch: info.epoch, skipped };
       if (!tty) {
         const now = Date.now();
         if (now - lastPlain > 10_000 || info.batch === info.batches) {
-          console.error(`${prefix}epoch ${info.epoch} batch ${info.batch}/${info.batches} loss ${payload.loss} ${payload.rate} img/s`);
+          console.error(`${prefix}epoch ${info.epoch} batch ${info.batch}/${info.batches} loss ${payload.loss} ${payload.rate} img/s${skipped}`);
           lastPlain = now;
         }
         return;
@@ -51,7 +53,7 @@ export function consoleReporter(opts: { quiet?: boolean; label?: string } = {}):
       if (barEpoch !== info.epoch) {
         stopBar();
         bar = new cliProgress.SingleBar(
-          { format: `${prefix}epoch {epoch} |{bar}| {value}/{total} batches | loss {loss} | {rate} img/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true, etaBuffer: 20 },
+          { format: `${prefix}epoch {epoch} |{bar}| {value}/{total} batches | loss {loss}{skipped} | {rate} img/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true, etaBuffer: 20 },
           cliProgress.Presets.shades_classic,
         );
         bar.start(info.batches, 0, payload);
@@ -65,7 +67,7 @@ export function consoleReporter(opts: { quiet?: boolean; label?: string } = {}):
       if (opts.quiet) return;
       console.error(
         `${prefix}epoch ${r.epoch}: train loss ${fmt(r.trainLoss)}, valid loss ${fmt(r.valLoss)}, valid mean AUC ${fmt(r.valAuc)}` +
-          `${r.best ? ' (best)' : ''} | ${r.imagesPerSecond.toFixed(1)} img/s, data wait ${r.dataWaitSeconds.toFixed(1)} s, ${r.seconds.toFixed(1)} s`,
+          `${r.best ? ' (best)' : ''}${r.lossScale !== undefined ? ` | loss scale ${r.lossScale}, ${r.skippedSteps} skipped steps` : ''} | ${r.imagesPerSecond.toFixed(1)} img/s, data wait ${r.dataWaitSeconds.toFixed(1)} s, ${r.seconds.toFixed(1)} s`,
       );
     },
     stop: stopBar,

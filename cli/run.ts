@@ -6,12 +6,23 @@
 import { Command, Option } from 'commander';
 import { chromeTrace, createNodeDevice, formatProfileTable, writeFileAtomic, type Device, type ProfileSession } from '../engine/node.js';
 import { NoAdapterError, VitgpuError } from '../engine/errors.js';
+import { PRECISIONS, setDefaultPrecision } from '../engine/precision.js';
+import { oneOf } from './options.js';
 
 export interface DeviceFlags {
   adapter?: string;
   debugWgsl?: string | boolean;
   /** true: print the kernel table at the end; a path: also write the Chrome trace there. */
   profile?: string | boolean;
+  /** f32 or mixed (commands with withPrecisionOption). */
+  precision?: string;
+}
+
+export const PRECISION_HELP = 'f32 (the default, as the paper) or mixed: linear layers read f16 operands and accumulate in f32; LayerNorm, softmax, loss and optimizer stay f32';
+
+/** Adds --precision to a command that runs a model (openDevice applies it). */
+export function withPrecisionOption(cmd: Command): Command {
+  return cmd.option('--precision <mode>', PRECISION_HELP);
 }
 
 /** Adds --adapter, --debug-wgsl and --profile to a command. */
@@ -26,7 +37,9 @@ export function withDeviceOptions(cmd: Command): Command {
 let profiling: { session: ProfileSession; file: string | null } | null = null;
 
 export async function openDevice(flags: DeviceFlags): Promise<Device> {
+  const precision = oneOf(flags.precision, '--precision', PRECISIONS);
   const device = await createNodeDevice({ adapter: flags.adapter, debugWgsl: flags.debugWgsl });
+  if (precision) setDefaultPrecision(precision);
   const p = flags.profile;
   if (p && p !== '0' && p !== 'false' && !profiling) {
     profiling = { session: device.profile(), file: typeof p === 'string' && p !== '1' && p !== 'true' ? p : null };

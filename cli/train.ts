@@ -6,9 +6,10 @@ import { PRESETS } from '../models/vit.js';
 import { LORA_DEFAULTS, LORA_TARGETS, type LoraSettings } from '../models/lora.js';
 import type { RunConfig } from '../runs/config.js';
 import { trainRun } from '../runs/train-node.js';
-import { action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { PRECISION_HELP, action, openDevice, withDeviceOptions, type DeviceFlags } from './run.js';
+import { PRECISIONS } from '../engine/precision.js';
 import { dataOptions, withDataOptions, type DataFlags } from './data-options.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt } from './options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './options.js';
 import { consoleReporter } from './progress.js';
 
 interface TrainFlags extends DeviceFlags, DataFlags {
@@ -44,6 +45,7 @@ interface TrainFlags extends DeviceFlags, DataFlags {
   freezeBackbone?: boolean;
   features?: string;
   checkpointActivations?: boolean;
+  lossScale?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -80,6 +82,8 @@ export function registerTrain(program: Command): void {
     .option('--freeze-backbone', 'train the head only (a linear probe on the frozen backbone\'s final-norm CLS embeddings; no augmentation)')
     .option('--features <dir|auto|off>', 'with --freeze-backbone: embeddings from `vitgpu features` in DIR; auto: extracted once into RUN/features and reused; off: the backbone runs every batch', 'auto')
     .option('--checkpoint-activations', 'recompute each transformer block in backward instead of keeping its activations (same gradients, less memory, ~1.3× the time)')
+    .option('--precision <mode>', `${PRECISION_HELP} (mixed: with dynamic loss scaling; stored in the run)`)
+    .option('--loss-scale <x>', 'with --precision mixed: the initial loss scale (default 65536; halved on every step whose gradients overflow, doubled after 2000 good ones)')
     .option('--resume', 'continue the run in --out from its last checkpoint, with its own settings (with --data / --image-root: where a moved dataset is now)')
     .option('--force', 'with --resume: continue even though the training split changed since the run started');
   withDeviceOptions(withDataOptions(cmd, false)).action(
@@ -99,6 +103,7 @@ export function registerTrain(program: Command): void {
         if (!t.lora.rank) throw new VitgpuError('--lora-alpha, --lora-dropout and --lora-targets go with --lora-rank R');
         if (t.freezeBackbone) throw new VitgpuError('--lora-rank and --freeze-backbone exclude each other (LoRA already freezes the backbone and trains adapters with the head)');
       }
+      if (!f.resume && t.lossScale !== undefined && t.precision !== 'mixed') throw new VitgpuError('--loss-scale goes with --precision mixed (f32 training scales no loss)');
       if (!f.resume && given.includes('--features') && !t.freezeBackbone) throw new VitgpuError('--features goes with --freeze-backbone (cached embeddings serve a probe that trains the head only)');
       if (!f.resume && t.freezeBackbone && t.augment) {
         // The probe learns from fixed embeddings, which augmentation would change every epoch.
@@ -159,6 +164,8 @@ function runConfig(f: TrainFlags): RunConfig {
       freezeBackbone: Boolean(f.freezeBackbone),
       features: f.features,
       checkpointActivations: Boolean(f.checkpointActivations),
+      precision: oneOf(f.precision, '--precision', PRECISIONS) ?? 'f32',
+      lossScale: positiveNumber(f.lossScale, '--loss-scale'),
     },
   };
 }

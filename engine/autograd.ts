@@ -12,6 +12,7 @@ import { keep, tidy } from './scope.js';
 import { sizeClass } from './buffer-pool.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
+import { currentPrecision, withPrecision } from './precision.js';
 
 let gradEnabled = true;
 
@@ -233,10 +234,11 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
   if (!needsGrad(x, ...params)) return fn(x);
   const out = noGrad(() => tidy(() => fn(x)));
   const inputNeedsGrad = x.requiresGrad;
+  const precision = currentPrecision(); // the recomputation runs in the forward's precision
   return record(out, 'checkpoint', [x], [x], (g, [saved]) => {
     const input = saved.detach().requireGrad(inputNeedsGrad);
     // In its own scope: of the recomputed intermediates only what the graph saves stays for backward.
-    const y = withGrad(() => tidy(() => fn(input)));
+    const y = withPrecision(precision, () => withGrad(() => tidy(() => fn(input))));
     if (!y.requiresGrad) return [null];
     backward(y, g);
     const gx = input.grad;

@@ -17,3 +17,7 @@ export * from './errors.js';
 export * from './ops/index.js';
 export { broadcastShapes, sizeOf, contiguousStrides } from './shape.js';
 export { AdamW, gradNormScale, type AdamWOptions } from './optim.js';
+export {
+  installTuner, tunerOf, memoryTuneStore, adapterKey, TUNE_POLICIES, Tuner, TUNE_FAMILIES,
+  type TuneEntry, type TunePolicy, type TuneStore, type TunerOptions,
+} from '../kernels/tuners.js';

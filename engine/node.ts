@@ -7,9 +7,11 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { createDevice, type Device, type DeviceOptions } from './device.js';
 import { LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
+import { startNodeTuning, type TuneSetting } from './tune-node.js';
 
 export * from './index.js';
 export * from './files-node.js';
+export * from './tune-node.js';
 
 let globalsInstalled = false;
 // Dawn's GPU instance must outlive every device made from it: if it is garbage-collected, the next
@@ -82,6 +84,8 @@ function quietGpu(gpu: GPU): GPU {
 export interface NodeDeviceOptions extends DeviceOptions {
   /** Dawn backend to use (`vulkan`, `metal`, `d3d12`, `opengl`, ...). Also `VITGPU_BACKEND`. */
   backend?: string;
+  /** Kernel autotuning: 'off', 'cached' (the default) or 'full'; also `VITGPU_TUNE` (engine/tune-node.ts). */
+  tune?: TuneSetting;
 }
 
 export interface AdapterSummary {
@@ -130,6 +134,12 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
     const device = await createDevice(quietGpu(gpu), { ...options, adapter: undefined, noAdapterHelp: LINUX_ADAPTER_HELP });
     instances.set(device, gpu);
     device.onDestroy(() => instances.delete(device));
+    try {
+      startNodeTuning(device, options.tune);
+    } catch (err) {
+      device.destroy();
+      throw err;
+    }
     return device;
   } catch (err) {
     const message = String((err as Error).message ?? err);

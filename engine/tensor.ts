@@ -1,4 +1,5 @@
-// GPU-resident f32 tensors. A Tensor is a view (shape, strides, element offset) on a reference-counted
+// GPU-resident tensors, f32 (and, for mixed precision's matmul operands, f16 stored two per u32 word:
+// engine/half.ts; only the cast kernels and the matmul read them). A Tensor is a view (shape, strides, element offset) on a reference-counted
 // Storage; views (reshape of contiguous data, permute, slice, expand) share storage, and the buffer goes
 // back to the pool when the last view is disposed.
 //
@@ -11,6 +12,15 @@ import type { PooledBuffer } from './buffer-pool.js';
 import { DisposedError, ShapeError } from './errors.js';
 import { trackInScope } from './scope.js';
 import { contiguousStrides, isContiguous, shapeStr, sizeOf, type Shape } from './shape.js';
+import { unpackHalves } from './half.js';
+
+/** Element type of a tensor's storage: f32, or f16 packed two per u32 word. */
+export type DType = 'f32' | 'f16';
+
+/** Bytes of `size` elements of `dtype` (f16: whole u32 words). */
+export function storageBytes(size: number, dtype: DType): number {
+  return dtype === 'f16' ? Math.ceil(size / 2) * 4 : size * 4;
+}
 
 /**
  * Gradient of an op: receives the tensors it saved and the output's gradient, returns one gradient per
@@ -66,7 +76,7 @@ export class GradNode {
 export class Storage {
   private refs = 0;
 
-  constructor(readonly device: Device, readonly buffer: PooledBuffer) {}
+  constructor(readonly device: Device, readonly buffer: PooledBuffer, readonly dtype: DType = 'f32') {}
 
   retain(): void {
     this.refs++;
@@ -105,8 +115,13 @@ export class Tensor {
   }
 
   /** An uninitialized contiguous tensor (kernels write it). */
-  static empty(device: Device, shape: Shape): Tensor {
-    return new Tensor(device, new Storage(device, device.allocate(Math.max(1, sizeOf(shape)) * 4)), shape);
+  static empty(device: Device, shape: Shape, dtype: DType = 'f32'): Tensor {
+    return new Tensor(device, new Storage(device, device.allocate(storageBytes(Math.max(1, sizeOf(shape)), dtype)), dtype), shape);
+  }
+
+  /** Element type (views share their storage's). */
+  get dtype(): DType {
+    return this.storage.dtype;
   }
 
   get rank(): number {
@@ -184,6 +199,12 @@ export class Tensor {
   async data(): Promise<Float32Array> {
     this.assertAlive('data');
     if (this.size === 0) return new Float32Array(0);
+    if (this.dtype === 'f16') {
+      if (!this.isContiguous) throw new ShapeError(`data: f16 tensor ${shapeStr(this.shape)} is a strided view; cast it to f32 first`);
+      const first = this.offset & ~1;
+      const words = new Uint32Array(await this.device.read(this.storage.buffer, first * 2, storageBytes(this.offset + this.size - first, 'f16')));
+      return unpackHalves(words, this.offset - first, this.size);
+    }
     if (this.isContiguous) {
       const bytes = await this.device.read(this.storage.buffer, this.offset * 4, this.size * 4);
       return new Float32Array(bytes);
@@ -214,6 +235,6 @@ export class Tensor {
   }
 
   toString(): string {
-    return `Tensor${shapeStr(this.shape)}${this.disposed ? ' (disposed)' : ''}`;
+    return `Tensor${shapeStr(this.shape)}${this.dtype === 'f16' ? ' f16' : ''}${this.disposed ? ' (disposed)' : ''}`;
   }
 }

@@ -47,6 +47,22 @@ export function defaultVariants(device: Pick<Device, 'subgroups'>): AttentionVar
   return subgroupWidth(device) >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
 }
 
+/** One attention launch as the autotuner sees it (kernels/attention-tune.ts): which kernel, B·H, N, D. */
+export interface AttentionCall {
+  kernel: keyof AttentionVariants;
+  bh: number;
+  n: number;
+  d: number;
+}
+
+/** Set by kernels/attention-tune.ts: the variant for a launch given none, or null for defaultVariants. */
+export const attentionTuning: { choose: ((device: Device, call: AttentionCall) => AttentionVariant | null) | null } = { choose: null };
+
+/** The variant of one launch given none: the autotuner's where it has one, else the rule's. */
+export function attentionVariant(device: Device, call: AttentionCall): AttentionVariant {
+  return attentionTuning.choose?.(device, call) ?? defaultVariants(device)[call.kernel];
+}
+
 /** Head dims the kernels are generated for: a multiple of 4, at most 256. */
 export function checkHeadDim(d: number): void {
   if (!(d > 0 && d % 4 === 0 && d <= 256)) {

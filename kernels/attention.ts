@@ -1,6 +1,8 @@
 // Fused scaled-dot-product attention, forward and backward, flash-attention style: the N×N score
-// matrix never reaches memory. q, k, v, out and their gradients are contiguous f32 [B, H, N, D], with
-// D (a multiple of 4) baked into the WGSL; the generated code is fully unrolled over D.
+// matrix never reaches memory. q, k, v, out and their gradients are f32 [B, H, N, D] with contiguous
+// rows, read and written in place through their strides (so the heads of a fused [B, N, 3·H·D] qkv
+// projection need no copies, and the output can be written tokens-major, [B, N, H·D]), with D (a
+// multiple of 4) baked into the WGSL; the generated code is fully unrolled over D.
 //
 // Forward: one invocation owns `rows` query rows; their q rows (pre-multiplied by scale·log2 e, so
 // every exponential is a bare exp2) and output accumulators stay in private memory while the key and
@@ -30,12 +32,14 @@
 // This file: the launchers and the CPU references. The variants are chosen in
 // kernels/attention-plan.ts, the WGSL is generated in kernels/attention-wgsl.ts.
 
+import type { Device } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
 import { ShapeError } from '../engine/errors.js';
 import { shapeStr } from '../engine/shape.js';
-import { contiguousInput, type OperandOffset } from './elementwise.js';
+import { contiguousInput } from './elementwise.js';
 import { launch } from './wgsl.js';
-import { checkHeadDim, defaultVariants, type AttentionVariant, type AttentionVariants } from './attention-plan.js';
+import { attentionVariant, checkHeadDim, type AttentionVariant, type AttentionVariants } from './attention-plan.js';
+import type { HeadLayout } from './attention-wgsl.js';
 import {
   attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionBackwardParams, attentionForwardKernel, attentionForwardParams,
   attentionRowStatsKernel, attentionRowStatsParams, attentionRowStatsWorkgroups, attentionWorkgroups,
@@ -58,39 +62,108 @@ function checkQkv(op: string, q: Tensor, ...others: Tensor[]): [number, number, 
   return [b, h, n, d];
 }
 
-/** out = softmax(q·kᵀ·scale)·v and lse = logsumexp(q·kᵀ·scale) per row, for q, k, v [B, H, N, D]. */
-export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number, variant?: AttentionVariant): { out: Tensor; lse: Tensor } {
+/**
+ * Mixed precision: q, k and v may be f16 tensors (all three, read in place: kernels/cast.ts makes
+ * contiguous ones), which the kernels read packed; everything else is f32. Returns whether they are.
+ */
+function halfQkv(op: string, q: Tensor, k: Tensor, v: Tensor): boolean {
+  const half = q.dtype === 'f16';
+  for (const t of [q, k, v]) {
+    if ((t.dtype === 'f16') !== half) throw new ShapeError(`${op}: q, k and v must have one element type, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+    if (half && !headLayout(t)) throw new ShapeError(`${op}: an f16 operand ${shapeStr(t.shape)} must have contiguous rows from multiples of 4 elements`);
+  }
+  return half;
+}
+
+/**
+ * The layout (in vec4s) of a [B, H, N, D] view the kernels read or write in place: D contiguous, the
+ * offset and the other strides multiples of 4 (size-1 axes don't count). Null when it needs a copy.
+ * Heads sliced out of a fused qkv projection ([B, N, 3, H, D] permuted) qualify.
+ */
+export function headLayout(t: Tensor): HeadLayout | null {
+  const [b, h, n] = t.shape;
+  const [sb, sh, sn, sd] = t.strides;
+  const st = [b === 1 ? 0 : sb, h === 1 ? 0 : sh, n === 1 ? 0 : sn];
+  if (sd !== 1 || t.offset % 4 !== 0 || st.some((s) => s < 0 || s % 4 !== 0)) return null;
+  return { offset: t.offset / 4, batch: st[0] / 4, head: st[1] / 4, row: st[2] / 4 };
+}
+
+/** Operands read in place where their layout allows, else through contiguous copies (disposed by the caller). */
+class Operands {
+  readonly temps: Tensor[] = [];
+
+  constructor(private readonly device: Device) {}
+
+  read(t: Tensor): { t: Tensor; l: HeadLayout } {
+    const l = headLayout(t);
+    if (l) return { t, l };
+    const c = contiguousInput(t, 'vec4');
+    this.temps.push(c);
+    return { t: c, l: headLayout(c)! };
+  }
+
+  /** A destination given by the caller (checked), or a new contiguous [B, H, N, D] tensor. */
+  write(op: string, shape: readonly number[], dest?: Tensor): { t: Tensor; l: HeadLayout } {
+    if (!dest) {
+      const t = Tensor.empty(this.device, [...shape]);
+      return { t, l: headLayout(t)! };
+    }
+    dest.assertAlive(op);
+    const l = headLayout(dest);
+    if (!l || dest.shape.some((s, i) => s !== shape[i])) throw new ShapeError(`${op}: destination ${shapeStr(dest.shape)} must be a [B, H, N, D] view with contiguous rows`);
+    return { t: dest, l };
+  }
+
+  dispose(): void {
+    for (const t of this.temps) t.dispose();
+  }
+}
+
+/**
+ * out = softmax(q·kᵀ·scale)·v and lse = logsumexp(q·kᵀ·scale) per row, for q, k, v [B, H, N, D] (views
+ * read in place where their strides allow). `out` may be given: a [B, H, N, D] view with contiguous
+ * rows (e.g. heads of a [B, N, H·D] buffer, so that no permuting copy follows); it is returned.
+ */
+export function attentionForward(q: Tensor, k: Tensor, v: Tensor, scale: number, variant?: AttentionVariant, out?: Tensor): { out: Tensor; lse: Tensor } {
   const [b, h, n, d] = checkQkv('attentionForward', q, k, v);
   const device = q.device;
-  const vr = variant ?? defaultVariants(device).forward;
-  const out = Tensor.empty(device, [b, h, n, d]);
+  const vr = variant ?? attentionVariant(device, { kernel: 'forward', bh: b * h, n, d });
+  const half = halfQkv('attentionForward', q, k, v);
+  const ops = new Operands(device);
+  const o = ops.write('attentionForward', q.shape, out);
   const lse = Tensor.empty(device, [b, h, n]);
-  if (out.size === 0) return { out, lse };
-  const temps: Tensor[] = [];
-  const aligned = (t: Tensor, offset: OperandOffset) => {
-    const c = contiguousInput(t, offset);
-    temps.push(c);
-    return c;
-  };
+  if (o.t.size === 0) return { out: o.t, lse };
   try {
-    const [qc, kc, vc] = [q, k, v].map((t) => aligned(t, 'vec4'));
+    const [qc, kc, vc] = [q, k, v].map((t) => ops.read(t));
     launch(
-      attentionForwardKernel(d, vr),
-      { out, lse, q: qc, k: kc, v: vc },
-      attentionForwardParams(n, b * h, scale, qc.offset / 4, kc.offset / 4, vc.offset / 4),
+      attentionForwardKernel(d, vr, half),
+      { out: o.t, lse, q: qc.t, k: kc.t, v: vc.t },
+      attentionForwardParams(n, b * h, h, scale, { q: qc.l, k: kc.l, v: vc.l, out: o.l }),
       attentionWorkgroups(n, b * h, vr),
       { flops: 4 * b * h * n * n * d, bytes: 4 * (4 * b * h * n * d + b * h * n) },
     );
   } finally {
-    for (const t of temps) t.dispose();
+    ops.dispose();
   }
-  return { out, lse };
+  return { out: o.t, lse };
 }
 
-/** Gradients of attentionForward's `out` with respect to q, k and v, given dOut and the forward's out and lse. */
+/** Where attentionBackward writes: dq, and dk and dv (which must share one storage). */
+export interface AttentionGradDest {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+/**
+ * Gradients of attentionForward's `out` with respect to q, k and v, given dOut and the forward's out and
+ * lse. Inputs are read in place where their strides allow. `dest` may give the three gradients'
+ * places ([B, H, N, D] views with contiguous rows; dk and dv in one storage, e.g. the heads of a fused
+ * qkv gradient); by default dq is a new tensor and dk, dv are views of one new [2, B, H, N, D] buffer.
+ */
 export function attentionBackward(
   q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dOut: Tensor, scale: number,
-  variants?: Pick<AttentionVariants, 'dq' | 'dkv'>,
+  variants?: Pick<AttentionVariants, 'dq' | 'dkv'>, dest?: AttentionGradDest,
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const [b, h, n, d] = checkQkv('attentionBackward', q, k, v, out, dOut);
   lse.assertAlive('attentionBackward');
@@ -98,42 +171,52 @@ export function attentionBackward(
     throw new ShapeError(`attentionBackward: lse ${shapeStr(lse.shape)} does not match [B, H, N] of q ${shapeStr(q.shape)}`);
   }
   const device = q.device;
-  const vr = variants ?? defaultVariants(device);
+  const call = { bh: b * h, n, d };
+  const vr = variants ?? { dq: attentionVariant(device, { kernel: 'dq', ...call }), dkv: attentionVariant(device, { kernel: 'dkv', ...call }) };
+  const halfOperands = halfQkv('attentionBackward', q, k, v);
   const rowCount = b * h * n;
-  const dq = Tensor.empty(device, [b, h, n, d]);
-  const dk = Tensor.empty(device, [b, h, n, d]);
-  const dv = Tensor.empty(device, [b, h, n, d]);
-  if (rowCount === 0) return { dq, dk, dv };
-  const temps: Tensor[] = [];
-  const aligned = (t: Tensor, offset: OperandOffset) => {
-    const c = contiguousInput(t, offset);
-    temps.push(c);
-    return c;
-  };
+  const ops = new Operands(device);
+  let dkvDest = dest ? { dk: dest.dk, dv: dest.dv } : null;
+  if (!dkvDest) {
+    const both = Tensor.empty(device, [2, b, h, n, d]);
+    const half = b * h * n * d;
+    const strides = [h * n * d, n * d, d, 1];
+    dkvDest = { dk: new Tensor(device, both.storage, [b, h, n, d], strides, 0), dv: new Tensor(device, both.storage, [b, h, n, d], strides, half) };
+    both.dispose();
+  } else if (dest!.dk.storage !== dest!.dv.storage) {
+    throw new ShapeError('attentionBackward: dest.dk and dest.dv must share one storage (they are written through one binding)');
+  }
+  const dq = ops.write('attentionBackward', q.shape, dest?.dq);
+  const dk = ops.write('attentionBackward', q.shape, dkvDest.dk);
+  const dv = ops.write('attentionBackward', q.shape, dkvDest.dv);
+  if (rowCount === 0) return { dq: dq.t, dk: dk.t, dv: dv.t };
   try {
-    const [qc, kc, vc, oc, gc] = [q, k, v, out, dOut].map((t) => aligned(t, 'vec4'));
-    const lc = aligned(lse, 'any');
+    const [qc, kc, vc, oc, gc] = [q, k, v, out, dOut].map((t) => ops.read(t));
+    const lc = contiguousInput(lse, 'any');
+    ops.temps.push(lc);
     const stats = Tensor.empty(device, [b, h, n, 2]);
-    temps.push(stats);
+    ops.temps.push(stats);
     launch(
       attentionRowStatsKernel(d),
-      { stats, o: oc, dO: gc, lse: lc },
-      attentionRowStatsParams(rowCount, oc.offset / 4, gc.offset / 4, lc.offset),
+      { stats, o: oc.t, dO: gc.t, lse: lc },
+      attentionRowStatsParams(rowCount, n, h, lc.offset, oc.l, gc.l),
       attentionRowStatsWorkgroups(rowCount),
       { bytes: 4 * (2 * rowCount * d + 3 * rowCount) },
     );
-    const params = attentionBackwardParams(n, b * h, scale, { q: qc.offset / 4, k: kc.offset / 4, v: vc.offset / 4, dOut: gc.offset / 4 });
-    const inputs = { q: qc, k: kc, v: vc, dO: gc, stats };
+    const layouts = { q: qc.l, k: kc.l, v: vc.l, dOut: gc.l };
+    const inputs = { q: qc.t, k: kc.t, v: vc.t, dO: gc.t, stats };
     // FLOPs as executed: dq recomputes q·kᵀ and dO·vᵀ and forms dS·k (3 products); dk, dv recompute
     // both and form Pᵀ·dO and dSᵀ·q (4 products).
     const pairs = 2 * b * h * n * n * d;
     const io = 4 * 4 * b * h * n * d;
-    launch(attentionBackwardDqKernel(d, vr.dq), { dq, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
-    launch(attentionBackwardDkvKernel(d, vr.dkv), { dk, dv, ...inputs }, params, attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
+    launch(attentionBackwardDqKernel(d, vr.dq, halfOperands), { dq: dq.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dq.l, out2: dq.l }),
+      attentionWorkgroups(n, b * h, vr.dq), { flops: 3 * pairs, bytes: io + 4 * b * h * n * d });
+    launch(attentionBackwardDkvKernel(d, vr.dkv, halfOperands), { dkv: dk.t, ...inputs }, attentionBackwardParams(n, b * h, h, scale, { ...layouts, out1: dk.l, out2: dv.l }),
+      attentionWorkgroups(n, b * h, vr.dkv), { flops: 4 * pairs, bytes: io + 8 * b * h * n * d });
   } finally {
-    for (const t of temps) t.dispose();
+    ops.dispose();
   }
-  return { dq, dk, dv };
+  return { dq: dq.t, dk: dk.t, dv: dv.t };
 }
 
 // ---- CPU references (f64) ----

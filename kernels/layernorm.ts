@@ -1,34 +1,52 @@
 // LayerNorm over the last axis: y = (x - mean) · rstd · γ + β, with rstd = 1/sqrt(var + eps).
 //
-// Forward: one workgroup per row (strided partial sums, tree in workgroup memory); saves mean and rstd
+// Forward: one workgroup per row (64 invocations, or the autotuner's choice of 32–256: kernels/
+// layernorm-tune.ts; strided partial sums, tree in workgroup memory); saves mean and rstd
 // per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
 // over rows, one invocation per column (consecutive invocations read consecutive columns).
 
+import type { Device } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
 import { contiguousInput } from './elementwise.js';
 import { Params, ROW_WG, grid1d, launch, pointwiseKernel, rowKernel, rowWorkgroups, workgroupReduce, type Kernel } from './wgsl.js';
 
-const ROW_REDUCE = workgroupReduce('rowSum2', 'vec2<f32>', ROW_WG, (a, b) => `${a} + ${b}`);
+const rowReduce = (wg: number) => workgroupReduce('rowSum2', 'vec2<f32>', wg, (a, b) => `${a} + ${b}`);
+
+/** Invocations per row the row kernels may use (a power of two: the reduction is a tree); ROW_WG by default. */
+export const LAYERNORM_ROW_WGS = [32, 64, 128, 256] as const;
+
+/** One layerNorm row-kernel launch as the autotuner sees it (kernels/layernorm-tune.ts). */
+export interface LayerNormCall {
+  kernel: 'forward' | 'dx';
+  rows: number;
+  d: number;
+}
+
+/** Set by kernels/layernorm-tune.ts: invocations per row for a launch, or null for ROW_WG. */
+export const layerNormTuning: { choose: ((device: Device, call: LayerNormCall) => number | null) | null } = { choose: null };
+
+const rowWg = (device: Device, call: LayerNormCall) => layerNormTuning.choose?.(device, call) ?? ROW_WG;
 
 // Params: [rows, D, eps(f32)]
-export function layerNormForwardKernel(): Kernel {
+export function layerNormForwardKernel(wg: number = ROW_WG): Kernel {
   return rowKernel({
-    key: 'layernorm:fwd',
+    key: `layernorm:fwd:${wg}`,
+    wg,
     name: 'layernorm_forward',
     comment: 'layernorm forward: one workgroup per row',
     paramWords: 3,
     buffers: { y: 'read_write', stats: 'read_write', x: 'read', gamma: 'read', beta: 'read' }, // stats [rows, 2]: mean, rstd
-    helpers: ROW_REDUCE,
+    helpers: rowReduce(wg),
     body: `
   // Two passes over the row (mean, then centred variance) for accuracy with large means.
   var s = 0.0;
-  for (var j = lid; j < D; j += ${ROW_WG}u) { s += x[base + j]; }
+  for (var j = lid; j < D; j += ${wg}u) { s += x[base + j]; }
   let mean = rowSum2(lid, vec2<f32>(s, 0.0)).x / f32(D);
   var q = 0.0;
-  for (var j = lid; j < D; j += ${ROW_WG}u) { let d = x[base + j] - mean; q += d * d; }
+  for (var j = lid; j < D; j += ${wg}u) { let d = x[base + j] - mean; q += d * d; }
   let rstd = inverseSqrt(rowSum2(lid, vec2<f32>(q, 0.0)).x / f32(D) + pf(2u));
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${ROW_WG}u) {
+  for (var j = lid; j < D; j += ${wg}u) {
     y[base + j] = (x[base + j] - mean) * rstd * gamma[j] + beta[j];
   }
   if (lid == 0u) { stats[row * 2u] = mean; stats[row * 2u + 1u] = rstd; }`,
@@ -36,26 +54,27 @@ export function layerNormForwardKernel(): Kernel {
 }
 
 // Params: [rows, D]
-export function layerNormBackwardKernel(): Kernel {
+export function layerNormBackwardKernel(wg: number = ROW_WG): Kernel {
   return rowKernel({
-    key: 'layernorm:bwd-dx',
+    key: `layernorm:bwd-dx:${wg}`,
+    wg,
     name: 'layernorm_backward_dx',
     comment: 'layernorm backward (dx): dx = rstd · (dy·γ - mean(dy·γ) - x̂ · mean(dy·γ·x̂))',
     paramWords: 2,
     buffers: { dx: 'read_write', dy: 'read', x: 'read', gamma: 'read', stats: 'read' },
-    helpers: ROW_REDUCE,
+    helpers: rowReduce(wg),
     body: `
   let mean = stats[r * 2u];
   let rstd = stats[r * 2u + 1u];
   var acc = vec2<f32>(0.0, 0.0);
-  for (var j = lid; j < D; j += ${ROW_WG}u) {
+  for (var j = lid; j < D; j += ${wg}u) {
     let g = dy[base + j] * gamma[j];
     let xh = (x[base + j] - mean) * rstd;
     acc += vec2<f32>(g, g * xh);
   }
   let sums = rowSum2(lid, acc) / f32(D);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${ROW_WG}u) {
+  for (var j = lid; j < D; j += ${wg}u) {
     let g = dy[base + j] * gamma[j];
     let xh = (x[base + j] - mean) * rstd;
     dx[base + j] = rstd * (g - sums.x - xh * sums.y);
@@ -113,7 +132,7 @@ export function layerNormForward(x: Tensor, gamma: Tensor, beta: Tensor, eps: nu
   const stats = Tensor.empty(x.device, [rows, 2]);
   if (rows > 0) {
     const [xc, gc, bc] = [x, gamma, beta].map((t) => contiguousInput(t, 'zero'));
-    launch(layerNormForwardKernel(), { y, stats, x: xc, gamma: gc, beta: bc }, layerNormParams(rows, d, eps), rowWorkgroups(rows), { bytes: 8 * rows * d });
+    launch(layerNormForwardKernel(rowWg(x.device, { kernel: 'forward', rows, d })), { y, stats, x: xc, gamma: gc, beta: bc }, layerNormParams(rows, d, eps), rowWorkgroups(rows), { bytes: 8 * rows * d });
     for (const t of [xc, gc, bc]) t.dispose();
   }
   return { y, stats };
@@ -129,7 +148,7 @@ export function layerNormBackward(dy: Tensor, x: Tensor, gamma: Tensor, stats: T
   const dbeta = Tensor.empty(dev, [d]);
   if (rows > 0) {
     const [gc, xc, gmc, sc] = [dy, x, gamma, stats].map((t) => contiguousInput(t, 'zero'));
-    launch(layerNormBackwardKernel(), { dx, dy: gc, x: xc, gamma: gmc, stats: sc }, layerNormParams(rows, d), rowWorkgroups(rows), { bytes: 12 * rows * d });
+    launch(layerNormBackwardKernel(rowWg(dev, { kernel: 'dx', rows, d })), { dx, dy: gc, x: xc, gamma: gmc, stats: sc }, layerNormParams(rows, d), rowWorkgroups(rows), { bytes: 12 * rows * d });
     launch(layerNormParamGradKernel(), { dgamma, dbeta, dy: gc, x: xc, stats: sc }, layerNormParams(rows, d), columnWorkgroups(d), { bytes: 8 * rows * d });
     for (const t of [gc, xc, gmc, sc]) t.dispose();
   }

@@ -30,6 +30,8 @@ export interface MatmulKernelConfig {
   residual: boolean;
   /** Also store the pre-activation value (x·w + bias). */
   pre: boolean;
+  /** 'f16': both operands are f16 tensors, read packed two per u32 and accumulated in f32 (absent: f32). */
+  operands?: 'f16';
 }
 
 export interface MatmulEpilogue {
@@ -140,6 +142,22 @@ export function matmulConfig(
   return { variant, rows, colVecs, lanes, a: al, b: bl, kTail, ...epilogue };
 }
 
+// ---- autotuning hook ----
+
+/** A call as the autotuner sees it (kernels/matmul-tune.ts): the kernel's rows, batches and operand strides. */
+export interface MatmulCall {
+  rows: number;
+  k: number;
+  n: number;
+  batches: number;
+  a: MatmulOperand;
+  b: MatmulOperand;
+  flags: { bias: boolean; gelu: boolean; residual: boolean; pre: boolean };
+}
+
+/** Set by kernels/matmul-tune.ts: the blocking for a call given no options, or null for the rules above. */
+export const matmulTuning: { choose: ((device: Device, call: MatmulCall) => MatmulOptions | null) | null } = { choose: null };
+
 // ---- launch plan ----
 
 /** Batch stride of `t` (rank >= 2) over `batch` as one number, or null when its batch axes don't flatten. */
@@ -222,7 +240,14 @@ export function planMatmul(a: Tensor, b: Tensor, epilogue: MatmulEpilogue, optio
     batches = 1;
   }
   const flags = { bias: !!bias, gelu: !!epilogue.gelu, residual: !!residual, pre: !!epilogue.preActivation };
-  const config = matmulConfig(a.device, rows, k, A.op, B.op, flags, options);
+  if (a.dtype !== b.dtype) throw new ShapeError(`matmul: operands must have one element type, got ${a.dtype} · ${b.dtype}`);
+  if (a.dtype === 'f16' && (A.copy || B.copy)) {
+    throw new ShapeError(`matmul: f16 operands ${shapeStr(a.shape)} · ${shapeStr(b.shape)} have batch axes that need a copy; make them contiguous before the cast`);
+  }
+  const untouched = Object.values(options).every((v) => v === undefined);
+  const tuned = untouched ? matmulTuning.choose?.(a.device, { rows, k, n, batches, a: A.op, b: B.op, flags }) : null;
+  const config = matmulConfig(a.device, rows, k, A.op, B.op, flags, tuned ?? options);
+  if (a.dtype === 'f16') config.operands = 'f16';
   return { m, k, n, batch, outShape, rows, batches, a: A, b: B, config };
 }
 

@@ -14,12 +14,31 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The storage buffers of configuration `c`: out, a, b, then bias, residual and pre when used. */
 function buffers(c: MatmulKernelConfig, vec4: boolean): StorageSpec {
-  const ty = (isVec: boolean) => (isVec ? 'vec4<f32>' : 'f32');
+  // f16 operands: 4 elements in a vec2<u32>, one in half of a u32 (loads cost per 32-bit word on lavapipe).
+  const half = c.operands === 'f16';
+  const ty = (isVec: boolean) => (isVec ? (half ? 'vec2<u32>' : 'vec4<f32>') : half ? 'u32' : 'f32');
   const spec: StorageSpec = { out: 'read_write', a: ['read', ty(vec4 && c.a !== 'strided')], b: ['read', ty(vec4 && c.b !== 'strided')] };
   if (c.bias) spec.bias = 'read';
   if (c.residual) spec.residual = 'read';
   if (c.pre) spec.pre = 'read_write';
   return spec;
+}
+
+/**
+ * Operand loads, as WGSL expressions of f32 values: `load(c, 'a', i)` reads element i of a scalar
+ * layout, `load4(c, 'a', i)` the vec4 at vec4-index i of a vec4 layout. With f16 operands they unpack
+ * (WGSL's core unpack2x16float, no `shader-f16` needed); with f32 they are plain indexing.
+ */
+const load = (c: MatmulKernelConfig, buf: 'a' | 'b', i: string) => (c.operands === 'f16' ? `half1_${buf}(${i})` : `${buf}[${i}]`);
+const load4 = (c: MatmulKernelConfig, buf: 'a' | 'b', i: string) => (c.operands === 'f16' ? `half4(${buf}[${i}])` : `${buf}[${i}]`);
+
+function halfLoaders(c: MatmulKernelConfig, vec4: boolean): string {
+  if (c.operands !== 'f16') return '';
+  const scalar = (buf: 'a' | 'b') => !vec4 || c[buf] === 'strided';
+  const used = (['a', 'b'] as const).filter(scalar);
+  return `
+fn half4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+${used.map((buf) => `fn half1_${buf}(i: u32) -> f32 { return unpack2x16float(${buf}[i >> 1u])[i & 1u]; }`).join('\n')}`;
 }
 
 /** `finish(idx, col, x)`: the epilogue of one output element. */
@@ -94,12 +113,12 @@ function blockedSource(c: MatmulKernelConfig): string {
     const av: string[][] = rowsR.map(() => []);
     if (share) {
       for (let g = 0; g < G; g++) {
-        if (c.a === 'k4') out.push(`let ag${g} = a[aRow${g} + k4];`);
+        if (c.a === 'k4') out.push(`let ag${g} = ${load4(c, 'a', `aRow${g} + k4`)};`);
         else if (c.a === 'm4') {
           const kA = tail ? 'min(k0 + aKl, lastK)' : '(k0 + aKl)';
-          const v = `a[(aRow${g} + ${kA} * aCS) / 4u]`;
+          const v = load4(c, 'a', `(aRow${g} + ${kA} * aCS) / 4u`);
           out.push(`let ag${g} = ${tail ? `select(vec4<f32>(), ${v}, k0 + aKl < K)` : v};`);
-        } else out.push(`let ag${g} = vec4<f32>(${range(4).map((kk) => zs(kk, `a[aRow${g} + ${kc(kk)} * aCS]`)).join(', ')});`);
+        } else out.push(`let ag${g} = vec4<f32>(${range(4).map((kk) => zs(kk, load(c, 'a', `aRow${g} + ${kc(kk)} * aCS`))).join(', ')});`);
       }
       for (const r of rowsR) {
         const g = Math.floor(r / S);
@@ -112,20 +131,20 @@ function blockedSource(c: MatmulKernelConfig): string {
       }
     } else if (c.a === 'k4') {
       for (const r of rowsR) {
-        out.push(`let ar${r} = a[aRow${r} + k4];`);
+        out.push(`let ar${r} = ${load4(c, 'a', `aRow${r} + k4`)};`);
         for (let kk = 0; kk < 4; kk++) av[r][kk] = `ar${r}[${kk}]`;
       }
     } else if (c.a === 'm4') {
       for (let q = 0; q < R / 4; q++) {
         for (let kk = 0; kk < 4; kk++) {
-          out.push(`let ar${q}_${kk} = ${zv(kk, `a[(aRow${q} + ${kc(kk)} * aCS) / 4u]`)};`);
+          out.push(`let ar${q}_${kk} = ${zv(kk, load4(c, 'a', `(aRow${q} + ${kc(kk)} * aCS) / 4u`))};`);
           for (let e = 0; e < 4; e++) av[q * 4 + e][kk] = `ar${q}_${kk}[${e}]`;
         }
       }
     } else {
       for (const r of rowsR) {
         for (let kk = 0; kk < 4; kk++) {
-          out.push(`let ar${r}_${kk} = ${zs(kk, `a[aRow${r} + ${kc(kk)} * aCS]`)};`);
+          out.push(`let ar${r}_${kk} = ${zs(kk, load(c, 'a', `aRow${r} + ${kc(kk)} * aCS`))};`);
           av[r][kk] = `ar${r}_${kk}`;
         }
       }
@@ -133,13 +152,13 @@ function blockedSource(c: MatmulKernelConfig): string {
     // B values: b{kk}_{j} = vec4 of the 4 columns of group j at k0 + kk
     for (const j of colsJ) {
       if (c.b === 'n4') {
-        for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = ${zv(kk, `b[bBase4 + ${kc(kk)} * bRS4 + bCol${j}]`)};`);
+        for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = ${zv(kk, load4(c, 'b', `bBase4 + ${kc(kk)} * bRS4 + bCol${j}`))};`);
       } else if (c.b === 'k4') {
-        for (let e = 0; e < 4; e++) out.push(`let bt${j}_${e} = b[bCol${j}_${e} + k4];`);
+        for (let e = 0; e < 4; e++) out.push(`let bt${j}_${e} = ${load4(c, 'b', `bCol${j}_${e} + k4`)};`);
         for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = vec4<f32>(bt${j}_0[${kk}], bt${j}_1[${kk}], bt${j}_2[${kk}], bt${j}_3[${kk}]);`);
       } else {
         for (let kk = 0; kk < 4; kk++) {
-          out.push(`let b${kk}_${j} = ${zv(kk, `vec4<f32>(${range(4).map((e) => `b[bCol${j}_${e} + ${kc(kk)} * bRS]`).join(', ')})`)};`);
+          out.push(`let b${kk}_${j} = ${zv(kk, `vec4<f32>(${range(4).map((e) => load(c, 'b', `bCol${j}_${e} + ${kc(kk)} * bRS`)).join(', ')})`)};`);
         }
       }
     }
@@ -156,6 +175,7 @@ function blockedSource(c: MatmulKernelConfig): string {
   return `${share ? 'enable subgroups;\n' : ''}// matmul '${c.variant}': ${R} rows × ${J * 4 * S} cols per workgroup of ${S}, A ${c.a}, B ${c.b}
 ${paramsBlock(PARAM_WORDS)}
 ${storage(buffers(c, true)).wgsl}
+${halfLoaders(c, true)}
 ${epilogueFn(c)}
 
 @compute @workgroup_size(${S})
@@ -197,6 +217,7 @@ function tiledSource(c: MatmulKernelConfig): string {
   return `// matmul 'tiled': ${T}×${T} tiles, k-steps of ${BK}, ${W}×${W} invocations of 4×4 outputs
 ${paramsBlock(PARAM_WORDS)}
 ${storage(buffers(c, false)).wgsl}
+${halfLoaders(c, false)}
 ${epilogueFn(c)}
 
 // [k][m / 4] and [k][n / 4]: one vec4 read gives an invocation its 4 rows (columns) at one k.
@@ -216,14 +237,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         ${aFill}
         let gr = row0 + m; let gk = kt + kk;
         var v = 0.0;
-        if (gr < M && gk < K) { v = a[aBase + gr * aRS + gk * aCS]; }
+        if (gr < M && gk < K) { v = ${load(c, 'a', 'aBase + gr * aRS + gk * aCS')}; }
         tileA[kk * ${T / 4}u + m / 4u][m % 4u] = v;
       }
       {
         ${bFill}
         let gc = col0 + n; let gk = kt + kk;
         var v = 0.0;
-        if (gc < N && gk < K) { v = b[bBase + gk * bRS + gc * bCS]; }
+        if (gc < N && gk < K) { v = ${load(c, 'b', 'bBase + gk * bRS + gc * bCS')}; }
         tileB[kk * ${T / 4}u + n / 4u][n % 4u] = v;
       }
     }
@@ -247,7 +268,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 export function matmulKernelKey(c: MatmulKernelConfig): string {
   const flags = `${c.bias ? 'b' : ''}${c.gelu ? 'g' : ''}${c.residual ? 'r' : ''}${c.pre ? 'p' : ''}`;
-  return `matmul:${c.variant}:${c.rows}x${c.colVecs}x${c.lanes}:a-${c.a}:b-${c.b}:${c.kTail ? 'tail' : 'k4'}:${flags}`;
+  return `matmul:${c.variant}:${c.rows}x${c.colVecs}x${c.lanes}:a-${c.a}:b-${c.b}:${c.kTail ? 'tail' : 'k4'}:${flags}${c.operands === 'f16' ? ':f16' : ''}`;
 }
 
 export function matmulKernel(c: MatmulKernelConfig): Kernel {
@@ -256,6 +277,7 @@ export function matmulKernel(c: MatmulKernelConfig): Kernel {
     source: c.variant === 'tiled' ? tiledSource(c) : blockedSource(c),
     paramWords: PARAM_WORDS,
     bindings: storage(buffers(c, c.variant !== 'tiled')).names,
+    halfBindings: c.operands === 'f16' ? ['a', 'b'] : undefined,
   }));
 }
 

@@ -76,7 +76,8 @@ export function matmulFused(a: Tensor, b: Tensor, epilogue: MatmulEpilogue = {},
     const opA = { ...p.a.op, offset: srcA.offset };
     const opB = { ...p.b.op, offset: srcB.offset };
     // Work: 2 FLOPs per multiply-add; bytes: each operand read once and the output written (the least traffic).
-    const work = { flops: 2 * p.batches * p.rows * p.k * p.n, bytes: 4 * (srcA.size + srcB.size + out.size * (epilogue.residual ? 2 : 1)) };
+    const operandBytes = p.config.operands === 'f16' ? 2 : 4;
+    const work = { flops: 2 * p.batches * p.rows * p.k * p.n, bytes: operandBytes * (srcA.size + srcB.size) + 4 * out.size * (epilogue.residual ? 2 : 1) };
     launch(matmulKernel(p.config), buffers, matmulParams(p.rows, p.n, p.k, opA, opB, biasOffset, residualOffset), groups, work);
   } finally {
     for (const t of temps) t.dispose();

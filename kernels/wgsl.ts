@@ -22,6 +22,8 @@ import { GpuError } from '../engine/errors.js';
 export interface Kernel extends KernelSource {
   /** Storage buffer names in binding order (bindings 1..n): what `launch()` takes. */
   readonly bindings: readonly string[];
+  /** Bindings that read f16 tensors (packed two per u32); every other binding takes f32 only. */
+  readonly halfBindings?: readonly string[];
 }
 
 /** Storage buffers of a kernel in binding order: name → access, or [access, element type] (default f32). */
@@ -156,6 +158,9 @@ export function launch(kernel: Kernel, buffers: Readonly<Record<string, Tensor>>
   for (let i = 0; i < kernel.bindings.length; i++) {
     const t = buffers[kernel.bindings[i]];
     if (!t) throw new GpuError(`kernel ${kernel.name}: no buffer given for its binding "${kernel.bindings[i]}"`);
+    if (t.dtype !== 'f32' && !kernel.halfBindings?.includes(kernel.bindings[i])) {
+      throw new GpuError(`kernel ${kernel.name}: binding "${kernel.bindings[i]}" takes f32, got an ${t.dtype} tensor ${t} (cast it first)`);
+    }
     list[i] = t.storage.buffer;
     device ??= t.device;
   }
@@ -208,19 +213,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export const ROW_WG = 64;
 
 /**
- * A kernel of one workgroup of ROW_WG invocations per row of a row-major [rows, D] operand (params
+ * A kernel of one workgroup of `wg` (default ROW_WG) invocations per row of a row-major [rows, D] operand (params
  * words 0 and 1: rows and D). The body sees `lid`, `row`, `rows`, `D`, `r` (the row clamped to the
  * last one: surplus workgroups compute a copy of it) and `base` (r·D). Workgroup reductions must run
  * in uniform control flow, so the body returns (`if (row >= rows) { return; }`) only before its stores.
  */
-export function rowKernel(spec: TemplateSpec): Kernel {
+export function rowKernel(spec: TemplateSpec & { wg?: number }): Kernel {
   return defineKernel(spec.key, () => {
     const { wgsl, names } = storage(spec.buffers);
     const source = `// ${spec.comment}
 ${paramsBlock(spec.paramWords)}
 ${wgsl}
 ${spec.helpers ?? ''}
-@compute @workgroup_size(${ROW_WG})
+@compute @workgroup_size(${spec.wg ?? ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
   let rows = pu(0u);

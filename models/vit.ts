@@ -6,13 +6,14 @@
 import type { Device } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
 import { ShapeError, VitgpuError } from '../engine/errors.js';
-import { attention } from '../engine/ops/attention.js';
+import { attention, attentionQkv } from '../engine/ops/attention.js';
 import { concat } from '../engine/ops/views.js';
 import { layerNorm } from '../engine/ops/layernorm.js';
 import { linear, type LinearOptions } from '../engine/ops/matmul.js';
 import { patchEmbed } from '../engine/ops/conv.js';
 import { keep, tidy } from '../engine/scope.js';
 import { checkpoint, noGrad } from '../engine/autograd.js';
+import { withPrecision, type Precision } from '../engine/precision.js';
 import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
 import { applyRope, ropeTables } from './rope.js';
 
@@ -137,6 +138,11 @@ export class VisionTransformer {
   adapters: LinearHook | null = null;
   /** Recompute each block in backward instead of keeping its activations (engine/autograd.ts checkpoint). */
   checkpointActivations = false;
+  /**
+   * 'mixed': the linear layers read f16 operands and accumulate in f32 (engine/precision.ts); null:
+   * the precision in effect where forward runs (f32 unless a command set --precision).
+   */
+  precision: Precision | null = null;
   private readonly resizeCache = new Map<string, [Tensor, Tensor]>();
   /** Constant tensors (RoPE tables per grid, the key-bias mask), kept until dispose(). */
   private readonly constants = new Map<string, Tensor>();
@@ -229,6 +235,10 @@ export class VisionTransformer {
   }
 
   forward(images: Tensor): VitOutput {
+    return this.precision ? withPrecision(this.precision, () => this.forwardIn(images)) : this.forwardIn(images);
+  }
+
+  private forwardIn(images: Tensor): VitOutput {
     const c = this.config;
     const x = this.tokens(images, c.depth);
     const p = (n: string) => this.param(n);
@@ -272,8 +282,10 @@ export class VisionTransformer {
       // One transformer block as a function of its input, so it can be recomputed in backward (the body
       // keeps the loop's indentation).
       const block = (x: Tensor): Tensor => {
-      const { q, k, v } = this.queryKeyValue(l, x, gh, gw);
-      const a = attention(q, k, v).permute([0, 2, 1, 3]).reshape([b, n, d]);
+      // Without RoPE the heads are read straight out of the fused qkv projection (no copies).
+      const a = c.rope
+        ? this.attendRotated(l, x, gh, gw).permute([0, 2, 1, 3]).reshape([b, n, d])
+        : attentionQkv(this.qkvProjection(l, x), c.heads);
       // Without LayerScale the residual add happens in the projection's matmul epilogue.
       x = c.layerScale
         ? x.add(this.linear(`${pre}.attn.proj`, a).mul(p(`${pre}.ls1.gamma`)))
@@ -299,9 +311,7 @@ export class VisionTransformer {
   queryKeyValue(l: number, x: Tensor, gh: number, gw: number): { q: Tensor; k: Tensor; v: Tensor } {
     const c = this.config;
     const [b, n] = x.shape;
-    const pre = `blocks.${l}`;
-    const hN = layerNorm(x, this.param(`${pre}.norm1.weight`), this.param(`${pre}.norm1.bias`), c.eps);
-    const qkv = this.linear(`${pre}.attn.qkv`, hN, {}, c.qkvBias ? this.qkvBias(pre) : null)
+    const qkv = this.qkvProjection(l, x)
       .reshape([b, n, 3, c.heads, c.width / c.heads])
       .permute([2, 0, 3, 1, 4]); // [3, B, H, N, dh]
     let q = qkv.narrow(0, 0, 1).squeeze(0);
@@ -312,6 +322,20 @@ export class VisionTransformer {
       k = applyRope(k, cos, sin, 1 + c.registers);
     }
     return { q, k, v: qkv.narrow(0, 2, 1).squeeze(0) };
+  }
+
+  /** Block `l`'s fused projection [B, N, 3·D] (q, k, v side by side) of its normalized input. */
+  private qkvProjection(l: number, x: Tensor): Tensor {
+    const c = this.config;
+    const pre = `blocks.${l}`;
+    const hN = layerNorm(x, this.param(`${pre}.norm1.weight`), this.param(`${pre}.norm1.bias`), c.eps);
+    return this.linear(`${pre}.attn.qkv`, hN, {}, c.qkvBias ? this.qkvBias(pre) : null);
+  }
+
+  /** Block `l`'s attention output [B, H, N, dh] with the rotary embeddings applied to q and k. */
+  private attendRotated(l: number, x: Tensor, gh: number, gw: number): Tensor {
+    const { q, k, v } = this.queryKeyValue(l, x, gh, gw);
+    return attention(q, k, v);
   }
 
   /** The RoPE cos and sin tables [gh·gw, head width] for a patch grid (cached). */

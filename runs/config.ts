@@ -58,7 +58,7 @@ export interface RunConfig {
 
 export interface Reporter {
   info(message: string): void;
-  step?(info: { epoch: number; batch: number; batches: number; loss: number | null; images: number; seconds: number }): void;
+  step?(info: { epoch: number; batch: number; batches: number; loss: number | null; images: number; seconds: number; skipped?: number }): void;
   epochEnd?(record: EpochRecord): void;
   preflightProgress?(done: number, total: number): void;
 }

@@ -38,6 +38,8 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--freeze-backbone': 'train.freezeBackbone',
   '--features': 'train.features',
   '--checkpoint-activations': 'train.checkpointActivations',
+  '--precision': 'train.precision',
+  '--loss-scale': 'train.lossScale',
   '--preset': 'data.preset',
   '--labels': 'data.labels',
   '--path-column': 'data.pathColumn',
@@ -55,6 +57,9 @@ export const OPTION_PATHS: Readonly<Record<string, string>> = {
   '--max-pixels': 'data.maxPixels',
   '--dicom-window': 'data.dicomWindow',
 };
+
+/** Settings added after runs were first written: a run that lacks one has this value. */
+const LATER_DEFAULTS: Readonly<Record<string, unknown>> = { '--precision': 'f32' };
 
 /** Options a resumed run may change: they change neither the model nor its data. */
 export const SAFE_ON_RESUME: readonly string[] = [
@@ -88,7 +93,7 @@ export function reconcileResume(stored: RunConfig, requested: RunConfig, given: 
   for (const flag of given) {
     const path = OPTION_PATHS[flag];
     if (!path) continue; // --data, --image-root (relocation), --resume, --out, device options
-    const was = get(stored, path);
+    const was = get(stored, path) ?? LATER_DEFAULTS[flag];
     const now = get(requested, path);
     if (same(was, now)) continue;
     if (SAFE_ON_RESUME.includes(flag)) {

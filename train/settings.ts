@@ -3,6 +3,7 @@
 
 import type { RotateInterpolation } from '../datasets/augment.js';
 import type { LoraSettings } from '../models/lora.js';
+import type { Precision } from '../engine/precision.js';
 
 export interface TrainOptions {
   /** Maximum epochs. */
@@ -46,6 +47,13 @@ export interface TrainOptions {
   features?: string;
   /** Recompute each block in backward instead of keeping its activations (same gradients, less memory). */
   checkpointActivations?: boolean;
+  /**
+   * 'mixed': the linear layers read f16 operands and accumulate in f32, with dynamic loss scaling
+   * (train/loss-scale.ts); absent or 'f32': f32 throughout, as the paper.
+   */
+  precision?: Precision;
+  /** Mixed precision: the initial loss scale (default 65536). */
+  lossScale?: number;
 }
 
 /** Seconds between checkpoints inside an epoch (0: only at epoch ends). */

@@ -18,6 +18,7 @@ import { rocAuc } from '../eval/metrics.js';
 import { youdenThresholds } from '../eval/thresholds.js';
 import { learningRate } from './schedule.js';
 import { checkpointSeconds, type TrainOptions } from './settings.js';
+import { LossScaler, type LossScaleState } from './loss-scale.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -37,6 +38,9 @@ export interface EpochRecord {
   dataWaitSeconds: number;
   seconds: number;
   best: boolean;
+  /** Mixed precision: the loss scale after this epoch and the steps skipped for overflow so far. */
+  lossScale?: number;
+  skippedSteps?: number;
 }
 
 /** What a checkpoint must hold to continue a run exactly. */
@@ -55,10 +59,12 @@ export interface TrainState {
   partialLoss?: number;
   partialImages?: number;
   partialSeconds?: number;
+  /** Mixed precision: the dynamic loss scale (train/loss-scale.ts). */
+  lossScale?: LossScaleState;
 }
 
 export interface TrainHooks {
-  onStep?(info: { epoch: number; batch: number; batches: number; loss: number | null; images: number; seconds: number }): void;
+  onStep?(info: { epoch: number; batch: number; batches: number; loss: number | null; images: number; seconds: number; skipped?: number }): void;
   onEpoch?(record: EpochRecord): void;
   /**
    * Called after every epoch with the state to persist (and whether this epoch is the best so far), and
@@ -93,6 +99,8 @@ export class Trainer {
   readonly trainable: ReadonlyMap<string, Tensor>;
   private readonly lora: LoraAdapters | null;
   private readonly posWeight: Tensor;
+  /** Mixed precision's dynamic loss scale (null in f32). */
+  private scaler: LossScaler | null;
 
   /**
    * `labels` are the model's outputs in order; `posWeight` is (N − P) / P per label, from the training
@@ -110,6 +118,8 @@ export class Trainer {
     this.trainable = opts.trainable ?? model.params;
     this.lora = opts.lora ?? null;
     model.checkpointActivations = Boolean(options.checkpointActivations);
+    model.precision = options.precision ?? 'f32';
+    this.scaler = model.precision === 'mixed' ? new LossScaler(options.lossScale ? { init: options.lossScale } : {}) : null;
     this.optimizer = new AdamW([...this.trainable.values()], { lr: options.lr, weightDecay: options.weightDecay });
     this.posWeight = keep(device.tensor(Array.from(posWeight)));
   }
@@ -142,6 +152,7 @@ export class Trainer {
     const stepsPerEpoch = Math.ceil(train.batchesPerEpoch / s.gradAccum);
     const schedule = { lr: s.lr, warmupSteps: s.warmupSteps, cosine: s.cosine, minLr: s.minLr, totalSteps: stepsPerEpoch * s.epochs };
     this.optimizer.stepCount = state.step;
+    if (this.scaler && state.lossScale) this.scaler = new LossScaler(this.scaler.opts, state.lossScale);
     let lastSave = performance.now();
     let stepsSinceSave = 0;
     for (let epoch = state.epoch + 1; epoch <= s.epochs; epoch++) {
@@ -162,8 +173,10 @@ export class Trainer {
         try {
           tidy(() => {
             const loss = this.batchLoss(batch, batchLogits(this.model, batch));
-            // Each batch contributes 1/gradAccum of a step's gradient.
-            (s.gradAccum > 1 ? loss.mul(1 / s.gradAccum) : loss).backward();
+            // Each batch contributes 1/gradAccum of a step's gradient; mixed precision scales the loss up
+            // (the optimizer divides the scale out of the gradients again).
+            const factor = (this.scaler?.scale ?? 1) / s.gradAccum;
+            (factor !== 1 ? loss.mul(factor) : loss).backward();
             const next = keep(lossSum.add(loss.detach()));
             lossSum.dispose();
             lossSum = next;
@@ -188,6 +201,7 @@ export class Trainer {
               partialLoss: await lossSum.item(),
               partialImages: images,
               partialSeconds: (performance.now() - started) / 1000,
+              lossScale: this.scaler?.state(),
             };
             await hooks.saveCheckpoint(partial, this.optimizer, false, true);
             lastSave = performance.now();
@@ -201,7 +215,7 @@ export class Trainer {
             shownLoss = (await lossSum.item()) / batches;
             lastShown = performance.now();
           }
-          hooks.onStep({ epoch, batch: batches, batches: train.batchesPerEpoch, loss: shownLoss, images, seconds: (now - started) / 1000 });
+          hooks.onStep({ epoch, batch: batches, batches: train.batchesPerEpoch, loss: shownLoss, images, seconds: (now - started) / 1000, skipped: this.scaler?.skipped });
         }
       }
       if (pending > 0) await this.step(schedule, { epoch, batch: batches, batches: train.batchesPerEpoch, lossSum });
@@ -221,6 +235,7 @@ export class Trainer {
         bestEpoch: best ? epoch : state.bestEpoch,
         stale: best ? 0 : state.stale + 1,
         history: [...state.history],
+        lossScale: this.scaler?.state(),
       };
       const record: EpochRecord = {
         epoch,
@@ -235,6 +250,7 @@ export class Trainer {
         dataWaitSeconds: train.dataWaitSeconds() - waitBefore,
         seconds: (performance.now() - started) / 1000,
         best,
+        ...(this.scaler ? { lossScale: this.scaler.scale, skippedSteps: this.scaler.skipped } : {}),
       };
       state.history.push(record);
       hooks.onEpoch?.(record);
@@ -257,10 +273,28 @@ export class Trainer {
     const { norm, scale } = gradNormScale([...this.trainable.values()], clip > 0 ? clip : 1);
     try {
       const [loss, gradNorm] = await Promise.all([at.lossSum.item(), norm.item()]);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        throw new DivergenceError(at.epoch, this.optimizer.stepCount + 1, at.batch, at.batches, !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`, this.options.lr);
+      const diverged = (what: string) => new DivergenceError(at.epoch, this.optimizer.stepCount + 1, at.batch, at.batches, what, this.options.lr);
+      if (!Number.isFinite(loss)) throw diverged(`loss is ${loss}`);
+      if (this.scaler) {
+        // Mixed precision: gradients that overflowed f16 skip the step and lower the scale.
+        const lossScale = this.scaler.scale;
+        if (!this.scaler.update(Number.isFinite(gradNorm))) {
+          if (this.scaler.collapsed) throw diverged(`gradient norm is ${gradNorm} even with the loss scale down to ${lossScale} (mixed precision skipped ${this.scaler.skipped} steps for overflow)`);
+          this.optimizer.zeroGrad();
+          return;
+        }
+        // AdamW multiplies the gradients by this in f32: the loss scale divided out, and the clipping.
+        const clipFactor = clip > 0 ? Math.min(1, clip / (gradNorm / lossScale + 1e-6)) : 1;
+        const unscale = this.device.tensor([clipFactor / lossScale]);
+        try {
+          this.optimizer.step({ gradScale: unscale, lr });
+        } finally {
+          unscale.dispose();
+        }
+      } else {
+        if (!Number.isFinite(gradNorm)) throw diverged(`gradient norm is ${gradNorm}`);
+        this.optimizer.step(clip > 0 ? { gradScale: scale, lr } : { lr });
       }
-      this.optimizer.step(clip > 0 ? { gradScale: scale, lr } : { lr });
     } finally {
       norm.dispose();
       scale.dispose();

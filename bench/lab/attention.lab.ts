@@ -160,9 +160,13 @@ async function main(): Promise<void> {
 
   // The backward kernels one at a time, on the stats of the default forward.
   const stats = Tensor.empty(device, [B, H, N, 2]);
+  // Contiguous [B, H, N, D] in vec4s; dk and dv share one [2, B, H, N, D] buffer (one binding).
+  const flat = { offset: 0, batch: (H * N * D) / 4, head: (N * D) / 4, row: D / 4 };
   launch(attentionRowStatsKernel(D), { stats, o: fwd.out, dO: g, lse: fwd.lse },
-    attentionRowStatsParams(B * H * N, 0, 0, 0), attentionRowStatsWorkgroups(B * H * N));
-  const bwdParams = attentionBackwardParams(N, B * H, scale, { q: 0, k: 0, v: 0, dOut: 0 });
+    attentionRowStatsParams(B * H * N, N, H, 0, flat, flat), attentionRowStatsWorkgroups(B * H * N));
+  const io = { q: flat, k: flat, v: flat, dOut: flat };
+  const dqParams = attentionBackwardParams(N, B * H, H, scale, { ...io, out1: flat, out2: flat });
+  const dkvParams = attentionBackwardParams(N, B * H, H, scale, { ...io, out1: flat, out2: { ...flat, offset: (B * H * N * D) / 4 } });
   const inputs = { q, k, v, dO: g, stats };
   for (const kernel of kernels.filter((x) => x === 'fwd' || x === 'dq' || x === 'dkv')) {
     for (const spec of configs) {
@@ -177,7 +181,7 @@ async function main(): Promise<void> {
         const vr = parseConfig(spec, defaults.dq);
         const run = () => {
           const dq = Tensor.empty(device, shape);
-          launch(attentionBackwardDqKernel(D, vr), { dq, ...inputs }, bwdParams, attentionWorkgroups(N, B * H, vr));
+          launch(attentionBackwardDqKernel(D, vr), { dq, ...inputs }, dqParams, attentionWorkgroups(N, B * H, vr));
           return [dq];
         };
         const [dq] = run();
@@ -187,9 +191,11 @@ async function main(): Promise<void> {
       } else {
         const vr = parseConfig(spec, defaults.dkv);
         const run = () => {
-          const dk = Tensor.empty(device, shape);
-          const dv = Tensor.empty(device, shape);
-          launch(attentionBackwardDkvKernel(D, vr), { dk, dv, ...inputs }, bwdParams, attentionWorkgroups(N, B * H, vr));
+          const dkv = Tensor.empty(device, [2, ...shape]);
+          launch(attentionBackwardDkvKernel(D, vr), { dkv, ...inputs }, dkvParams, attentionWorkgroups(N, B * H, vr));
+          const dk = dkv.narrow(0, 0, 1).squeeze(0);
+          const dv = dkv.narrow(0, 1, 1).squeeze(0);
+          dkv.dispose();
           return [dk, dv];
         };
         const [dk, dv] = run();

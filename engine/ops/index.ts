@@ -22,7 +22,7 @@ export { matmul, linear, type LinearOptions } from './matmul.js';
 export { layerNorm } from './layernorm.js';
 export { softmax } from './softmax.js';
 export { bceWithLogits, type BceOptions } from './bce.js';
-export { attention } from './attention.js';
+export { attention, attentionQkv } from './attention.js';
 export { patchEmbed, patchEmbedCpu } from './conv.js';
 export { loraLinear, seededDropout, type LoraFactors, type LoraLinearOptions } from './lora.js';
 

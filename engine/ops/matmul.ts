@@ -8,6 +8,8 @@ import { ShapeError } from '../errors.js';
 import { shapeStr } from '../shape.js';
 import { elementwise, sumToShape } from './elementwise.js';
 import { matmulFused } from '../../kernels/matmul.js';
+import { currentPrecision } from '../precision.js';
+import { linearMixed } from './matmul-mixed.js';
 
 /**
  * [..., M, K] · [..., K, N] -> [..., M, N] with broadcast batch axes; 1-D operands promoted as in
@@ -66,6 +68,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Li
   if (residual && residual.shape.join() !== outShape.join()) {
     throw new ShapeError(`linear: residual ${shapeStr(residual.shape)} must match the output ${shapeStr(outShape)}`);
   }
+  if (currentPrecision() === 'mixed') return linearMixed(x, weight, bias, opts);
   const gelu = Boolean(opts.gelu);
   const grad = needsGrad(x, weight, bias, residual);
   const { out, pre } = noGrad(() =>
