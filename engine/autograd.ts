@@ -7,8 +7,9 @@
 // `.grad`, and frees each node's saved tensors as soon as its rule has run. The graph's node
 // (GradNode) lives beside Tensor in engine/tensor.ts, which holds it.
 
-import { GradNode, type BackwardRule, type Tensor } from './tensor.js';
+import { GradNode, Tensor, type BackwardRule, type Storage } from './tensor.js';
 import { keep, tidy } from './scope.js';
+import { sizeClass } from './buffer-pool.js';
 import { ShapeError, VitgpuError } from './errors.js';
 import { shapeStr } from './shape.js';
 import { currentPrecision, withPrecision } from './precision.js';
@@ -53,9 +54,75 @@ export type { BackwardRule };
  * outputs); they stay alive until the rule has run or the graph is dropped.
  */
 export function record(out: Tensor, name: string, inputs: readonly Tensor[], saved: readonly Tensor[], rule: BackwardRule): Tensor {
-  const views = saved.map((t) => keep(t.view()));
-  out.setGradFn(new GradNode(name, inputs, views, rule));
+  // A saved tensor whose storage can be recomputed from what its producer saves (see recomputable())
+  // is held as those tensors instead, and recomputed, inside backward's scope, just before `rule` runs.
+  const held: Tensor[] = [];
+  const slots = saved.map((t) => {
+    const r = recipes.get(t.storage);
+    if (!r || r.node.released) {
+      held.push(keep(t.view()));
+      return held.length - 1;
+    }
+    const from = r.from.map((i) => {
+      held.push(keep(r.node.saved[i].view()));
+      return held.length - 1;
+    });
+    return { r, from, shape: t.shape, strides: t.strides, offset: t.offset };
+  });
+  const node = slots.every((s) => typeof s === 'number')
+    ? new GradNode(name, inputs, held, rule)
+    : new GradNode(name, inputs, held, (g, h) => rule(g, slots.map((s) => {
+      if (typeof s === 'number') return h[s];
+      const full = s.r.fn(s.from.map((i) => h[i]));
+      return new Tensor(full.device, full.storage, s.shape, s.strides, s.offset);
+    })));
+  held.forEach((t, index) => savers.set(t.storage, { node, index }));
+  nodeSlots.set(node, slots);
+  out.setGradFn(node);
   return out;
+}
+
+interface Recipe {
+  /** A node that holds what the storage is recomputed from; `from` indexes its held (saved) views. */
+  node: GradNode;
+  from: readonly number[];
+  fn: (from: readonly Tensor[]) => Tensor;
+}
+
+const recipes = new WeakMap<Storage, Recipe>();
+/** Per node, where each tensor given to record() went: an index into its held views, or a recipe. */
+const nodeSlots = new WeakMap<GradNode, readonly (number | object)[]>();
+/** The node that last saved (a view of) a storage, and at which index of its held views. */
+const savers = new WeakMap<Storage, { node: GradNode; index: number }>();
+
+/**
+ * Declares that the storage of `out` (contiguous, as produced) is `fn` of the tensors `from` that
+ * out's own node saved (indexes into out.gradFn.saved). A later op that saves any view of `out` then
+ * holds those instead (no extra memory: out's node keeps them anyway until its backward, which runs
+ * after the later op's) and recomputes `out` in its backward: GELU's output, recomputed from the
+ * pre-activation, is not kept beside it. `fn` must reproduce the values bit for bit.
+ */
+export function recomputable(out: Tensor, from: readonly number[], fn: (from: readonly Tensor[]) => Tensor): void {
+  const node = out.gradFn;
+  if (!node || !out.isContiguous || out.offset !== 0) throw new VitgpuError('recomputable: needs a contiguous tensor with a graph node');
+  // Indexes of record()'s saved list, resolved to the node's held views; a source that is itself held
+  // as a recipe (not as its own view) leaves `out` to be saved as it is.
+  const slots = nodeSlots.get(node) ?? [];
+  const held = from.map((i) => slots[i]);
+  if (held.every((h): h is number => typeof h === 'number')) recipes.set(out.storage, { node, from: held, fn });
+}
+
+/**
+ * Declares that `out` is a contiguous copy (`copy`) of the view `x`. When some op's node already saves
+ * x's storage, a later op that saves `out` holds that storage instead and copies again in its backward:
+ * attention saves its output, and the projection after it would otherwise save its [B, N, D] copy too.
+ * Only where x spans its buffer's size class, so holding it never costs more than holding the copy.
+ */
+export function recomputableCopy(out: Tensor, x: Tensor, copy: (src: Tensor) => Tensor): void {
+  const s = savers.get(x.storage);
+  if (!s || s.node.released || sizeClass(x.size * 4) !== x.storage.buffer.bytes) return;
+  const { shape, strides, offset } = x;
+  recipes.set(out.storage, { node: s.node, from: [s.index], fn: ([src]) => copy(new Tensor(src.device, src.storage, shape, strides, offset)) });
 }
 
 function topoOrder(root: Tensor): Tensor[] {
@@ -170,7 +237,8 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
   const precision = currentPrecision(); // the recomputation runs in the forward's precision
   return record(out, 'checkpoint', [x], [x], (g, [saved]) => {
     const input = saved.detach().requireGrad(inputNeedsGrad);
-    const y = withPrecision(precision, () => withGrad(() => fn(input)));
+    // In its own scope: of the recomputed intermediates only what the graph saves stays for backward.
+    const y = withPrecision(precision, () => withGrad(() => tidy(() => fn(input))));
     if (!y.requiresGrad) return [null];
     backward(y, g);
     const gx = input.grad;

@@ -8,6 +8,12 @@
 // encoder. A buffer released during the current batch may still be read by encoded-but-unsubmitted
 // dispatches, so it may be handed out again as a *kernel output* (dispatches run in order) but never as
 // an *upload target*. `lastBatch` records the batch that last used a buffer.
+//
+// Released buffers are memory the driver keeps (host memory on a CPU adapter, counted in the process's
+// RSS): `peakHeldBytes` is the high-water mark of live + pooled. Giving pooled buffers up for requests
+// they do not fit (destroying the oldest before creating a buffer) was tried and made it worse on
+// lavapipe: the 512 px ViT-B forward's peak RSS went from 1066 to 2889 MiB, as destroyed buffers'
+// memory does not go back at once and the new ones come on top (bench/RESULTS.md, Memory).
 
 export const BufferUsage = {
   MAP_READ: 0x0001,
@@ -35,6 +41,8 @@ export interface MemoryStats {
   pooledBytes: number;
   /** Highest liveBytes seen since the device was created (or resetPeak()). */
   peakBytes: number;
+  /** Highest liveBytes + pooledBytes (all the pool's buffers) since the device was created (or resetPeak()). */
+  peakHeldBytes: number;
   liveBuffers: number;
   pooledBuffers: number;
 }
@@ -54,6 +62,7 @@ export class BufferPool {
   private live = 0;
   private pooled = 0;
   private peak = 0;
+  private peakHeld = 0;
   private liveCount = 0;
   private pooledCount = 0;
   /** Released past maxPooledBytes: destroyed once the batch that may still bind them is submitted. */
@@ -84,7 +93,9 @@ export class BufferPool {
       }
     }
     const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
-    return this.track({ buffer, bytes: size, lastBatch: -1 });
+    const pb = this.track({ buffer, bytes: size, lastBatch: -1 });
+    this.peakHeld = Math.max(this.peakHeld, this.live + this.pooled);
+    return pb;
   }
 
   release(pb: PooledBuffer): void {
@@ -121,6 +132,7 @@ export class BufferPool {
       liveBytes: this.live,
       pooledBytes: this.pooled,
       peakBytes: this.peak,
+      peakHeldBytes: this.peakHeld,
       liveBuffers: this.liveCount,
       pooledBuffers: this.pooledCount,
     };
@@ -128,6 +140,7 @@ export class BufferPool {
 
   resetPeak(): void {
     this.peak = this.live;
+    this.peakHeld = this.live + this.pooled;
   }
 
   private track(pb: PooledBuffer): PooledBuffer {

@@ -11,7 +11,7 @@ import { concat } from '../engine/ops/views.js';
 import { layerNorm } from '../engine/ops/layernorm.js';
 import { linear, type LinearOptions } from '../engine/ops/matmul.js';
 import { patchEmbed } from '../engine/ops/conv.js';
-import { keep } from '../engine/scope.js';
+import { keep, tidy } from '../engine/scope.js';
 import { checkpoint, noGrad } from '../engine/autograd.js';
 import { withPrecision, type Precision } from '../engine/precision.js';
 import { bicubicResizeMatrix, type PosResizeMode } from './pos-embed.js';
@@ -244,6 +244,7 @@ export class VisionTransformer {
     const p = (n: string) => this.param(n);
     const [b, , d] = x.shape;
     const normed = layerNorm(x, p('norm.weight'), p('norm.bias'), c.eps);
+    x.dispose();
     const embedding = normed.narrow(1, 0, 1).reshape([b, d]);
     const logits = c.labels > 0 ? linear(embedding, p('head.weight'), p('head.bias')) : null;
     return { embedding, logits, tokens: normed };
@@ -264,12 +265,17 @@ export class VisionTransformer {
     const gw = Math.floor(w / c.patchSize);
     const p = (n: string) => this.param(n);
 
-    let x = patchEmbed(images, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), c.patchSize); // [B, L, D]
-    x = concat([p('cls_token').expand([b, 1, d]), x], 1);
-    if (!c.rope) x = x.add(this.positions(gh, gw));
-    if (c.registers > 0) {
-      x = concat([x.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), x.narrow(1, 1, gh * gw)], 1);
-    }
+    // Each stage runs in its own tidy() and the previous token tensor is disposed once the next exists:
+    // without a graph its memory is free at once, with one only what backward needs stays (saved views).
+    let x = tidy(() => {
+      let e = patchEmbed(images, p('patch_embed.proj.weight'), p('patch_embed.proj.bias'), c.patchSize); // [B, L, D]
+      e = concat([p('cls_token').expand([b, 1, d]), e], 1);
+      if (!c.rope) e = e.add(this.positions(gh, gw));
+      if (c.registers > 0) {
+        e = concat([e.narrow(1, 0, 1), p('reg_token').expand([b, c.registers, d]), e.narrow(1, 1, gh * gw)], 1);
+      }
+      return e;
+    });
     const n = x.shape[1];
     for (let l = 0; l < blocks; l++) {
       const pre = `blocks.${l}`;
@@ -291,7 +297,9 @@ export class VisionTransformer {
         : this.linear(`${pre}.mlp.fc2`, hidden, { residual: x });
       return x;
       };
-      x = this.checkpointActivations ? checkpoint(block, x, this.blockParameters(pre)) : block(x);
+      const input = x;
+      x = tidy(() => (this.checkpointActivations ? checkpoint(block, input, this.blockParameters(pre)) : block(input)));
+      input.dispose();
     }
     return x;
   }

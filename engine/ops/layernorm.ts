@@ -2,7 +2,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { ShapeError } from '../errors.js';
-import { needsGrad, record } from '../autograd.js';
+import { needsGrad, recomputable, record } from '../autograd.js';
 import { shapeStr } from '../shape.js';
 import { contiguousInput } from '../../kernels/elementwise.js';
 import { layerNormBackward, layerNormForward } from '../../kernels/layernorm.js';
@@ -20,10 +20,12 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const gc = contiguousInput(gamma, 'zero');
   const { y, stats } = layerNormForward(xc, gc, beta, eps);
   if (needsGrad(x, gamma, beta)) {
-    record(y, 'layerNorm', [x, gamma, beta], [xc, gc, stats], (g, [xs, gs, st]) => {
+    record(y, 'layerNorm', [x, gamma, beta], [xc, gc, stats, beta], (g, [xs, gs, st]) => {
       const { dx, dgamma, dbeta } = layerNormBackward(g, xs, gs, st);
       return [dx, dgamma, dbeta];
     });
+    // A later op that saves y (the linear after it) holds x, γ and β instead and normalizes again.
+    recomputable(y, [0, 1, 3], ([xs, gs, bs]) => layerNormForward(xs, gs, bs, eps).y);
   }
   xc.dispose();
   gc.dispose();

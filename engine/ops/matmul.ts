@@ -3,7 +3,7 @@
 // kernels, their per-adapter variants and the fused epilogue are in kernels/matmul.ts.
 
 import type { Tensor } from '../tensor.js';
-import { needsGrad, noGrad, record } from '../autograd.js';
+import { needsGrad, noGrad, recomputable, record } from '../autograd.js';
 import { ShapeError } from '../errors.js';
 import { shapeStr } from '../shape.js';
 import { elementwise, sumToShape } from './elementwise.js';
@@ -77,7 +77,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Li
   if (!grad) return out;
   const inputs = [x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const rows = x.size / inF;
-  return record(out, 'linear', inputs, pre ? [x, weight, pre] : [x, weight], (g, [xs, ws, zs]) => {
+  record(out, 'linear', inputs, pre ? [x, weight, pre] : [x, weight], (g, [xs, ws, zs]) => {
     // z = x·Wᵀ + b, y = act(z) + r: dz = act'(z)·g, dx = dz·W, dW = dzᵀ·x (over all rows), db = Σ dz, dr = g.
     const dz = zs ? elementwise('geluGrad', [zs, g]) : g;
     const dz2 = dz.reshape([rows, outF]);
@@ -89,4 +89,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Li
     if (residual) grads.push(residual.requiresGrad ? g : null);
     return grads;
   });
+  // A later op that saves GELU's output (fc2) holds the pre-activation instead and recomputes it.
+  if (pre && !residual) recomputable(out, [2], ([z]) => elementwise('gelu', [z]));
+  pre?.dispose();
+  return out;
 }

@@ -6,7 +6,7 @@ import { ShapeError } from '../errors.js';
 import { broadcastStrides, checkShape, contiguousStrides, normAxis, shapeStr, sizeOf } from '../shape.js';
 import { sumToShape } from './elementwise.js';
 import { writeElementwise } from '../../kernels/elementwise.js';
-import { needsGrad, record, type BackwardRule } from '../autograd.js';
+import { needsGrad, recomputableCopy, record, type BackwardRule } from '../autograd.js';
 
 /** A view on x's storage; differentiable through `rule` when x requires grad. */
 function view(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number, name: string, rule: BackwardRule): Tensor {
@@ -19,9 +19,17 @@ const passThrough: BackwardRule = (g) => [g];
 export function contiguous(x: Tensor): Tensor {
   x.assertAlive('contiguous');
   if (x.isContiguous) return view(x, x.shape, contiguousStrides(x.shape), x.offset, 'contiguous', passThrough);
-  const out = Tensor.empty(x.device, x.shape);
-  writeElementwise('identity', out, [x]);
-  return needsGrad(x) ? record(out, 'contiguous', [x], [], passThrough) : out;
+  const copy = (src: Tensor) => {
+    const c = Tensor.empty(src.device, src.shape);
+    writeElementwise('identity', c, [src]);
+    return c;
+  };
+  const out = copy(x);
+  if (!needsGrad(x)) return out;
+  record(out, 'contiguous', [x], [], passThrough);
+  // A later op that saves the copy holds x's storage instead when another op saves that anyway.
+  recomputableCopy(out, x, copy);
+  return out;
 }
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
