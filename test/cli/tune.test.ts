@@ -41,7 +41,7 @@ describe('vitgpu tune', () => {
     expect(r.stdout).toContain(`no tuned choices in ${file}`);
   });
 
-  it('bad options and policies are named', async () => {
+  it('bad options and policies are named', { timeout: 240_000 }, async () => {
     const env = { VITGPU_CACHE_DIR: mkdtempSync(join(tmpdir(), 'vitgpu-tune-cli-')) };
     let r = await vitgpu(['tune', '--arch', 'vit-q'], { env });
     expect(r.stderr).toMatch(/--arch: unknown architecture "vit-q"/);
