@@ -112,6 +112,12 @@ export function recomputable(out: Tensor, from: readonly number[], fn: (from: re
   if (held.every((h): h is number => typeof h === 'number')) recipes.set(out.storage, { node, from: held, fn });
 }
 
+/** Whether a later op saving (a view of) `t` would hold a recipe's sources instead of `t` itself. */
+export function isRecomputable(t: Tensor): boolean {
+  const r = recipes.get(t.storage);
+  return !!r && !r.node.released;
+}
+
 /**
  * Declares that `out` is a contiguous copy (`copy`) of the view `x`. When some op's node already saves
  * x's storage, a later op that saves `out` holds that storage instead and copies again in its backward:

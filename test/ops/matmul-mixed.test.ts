@@ -96,3 +96,33 @@ it('mixed linear keeps an f16 copy of x for backward, and the weight itself', as
   x.dispose();
   w.dispose();
 });
+
+describe('mixed linear: what backward keeps', () => {
+  it('fc1 (GELU) → fc2: fc2 keeps no copy of its input (recomputed from the pre-activation), with the same gradients', async () => {
+    const { tidy } = await import('../../engine/node.js');
+    const [m, inF, hid, outF] = [12, 16, 64, 8];
+    const make = (seed: number, n: number) => seededValues(n, seed, -1, 1);
+    // `detour`: fc2 gets a fresh tensor equal to fc1's output (x + 0 is exact), which has no recipe:
+    // that is the old behaviour, an f16 copy of the input saved by fc2.
+    const run = async (detour: boolean) => {
+      const x = device.tensor(make(1, m * inF), [m, inF]).requireGrad();
+      const w1 = device.tensor(make(2, hid * inF), [hid, inF]).requireGrad();
+      const w2 = device.tensor(make(3, outF * hid), [outF, hid]).requireGrad();
+      const before = device.memory().liveBytes;
+      const y = tidy(() => withPrecision('mixed', () => {
+        const h = linear(x, w1, null, { gelu: true });
+        return linear(detour ? h.add(0) : h, w2, null);
+      }));
+      const kept = device.memory().liveBytes - before;
+      y.backward(device.tensor(make(4, m * outF), [m, outF]));
+      const grads = await Promise.all([x, w1, w2].map(async (t) => Array.from(await t.grad!.data())));
+      for (const t of [x, w1, w2, y]) t.dispose();
+      return { kept, grads };
+    };
+    const recomputed = await run(false);
+    const copied = await run(true);
+    expect(recomputed.grads).toEqual(copied.grads);
+    // The f16 copy of fc2's input: m·hid halves, rounded up to the pool's size class.
+    expect(copied.kept - recomputed.kept).toBeGreaterThanOrEqual(m * hid * 2);
+  });
+});
