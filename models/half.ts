@@ -1,17 +1,14 @@
-// Half-precision conversions (IEEE f16 and bfloat16 <-> f32), for reading and writing checkpoints.
+// Half-precision conversions (IEEE f16 and bfloat16 <-> f32), for reading and writing checkpoints. The
+// f16 encoder here is written independently of the engine's (engine/half.ts, the cast kernels'
+// reference), and test/kernels/cast.test.ts checks one against the other.
+
+import { halfValue } from '../engine/half.js';
 
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
 
-/** IEEE binary16 bits to a number: subnormals, ±0, ±inf and NaN included. */
-export function f16ToF32(u16: number): number {
-  const sign = u16 & 0x8000 ? -1 : 1;
-  const exp = (u16 >> 10) & 0x1f;
-  const mant = u16 & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + mant / 1024);
-}
+/** IEEE binary16 bits to a number: subnormals, ±0, ±inf and NaN included (the engine's decoder). */
+export const f16ToF32: (u16: number) => number = halfValue;
 
 let f16Lookup: Float32Array | null = null;
 /** f16 bit pattern → f32 for all 65536 values, built on first use. */
