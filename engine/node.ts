@@ -7,7 +7,7 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { createDevice, type Device, type DeviceOptions } from './device.js';
 import { LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
-import { startNodeTuning, type TuneSetting } from './tune-node.js';
+import { resolveTunePolicy, startNodeTuning, type TuneSetting } from './tune-node.js';
 
 export * from './index.js';
 export * from './files-node.js';
@@ -125,6 +125,9 @@ export async function listAdapters(): Promise<AdapterSummary[]> {
  * case-insensitive substring of its name), else Dawn's default.
  */
 export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise<Device> {
+  // A bad policy (VITGPU_TUNE) fails before Dawn starts: a process that exits with a live Dawn
+  // instance can die of a signal instead of returning its exit code.
+  resolveTunePolicy(options.tune);
   installGlobals();
   const adapterName = options.adapter ?? (process.env.VITGPU_ADAPTER || undefined);
   const backend = options.backend ?? (process.env.VITGPU_BACKEND || undefined);

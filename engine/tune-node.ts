@@ -101,9 +101,16 @@ export function fileTuneStore(path = join(vitgpuCacheDir(), 'tune.json'), warn: 
 }
 
 /** Starts the autotuner on a Node device: `setting` or VITGPU_TUNE for the policy, the file store by default. */
-export function startNodeTuning(device: Device, setting?: TuneSetting): Tuner {
+/** The policy `setting` (or VITGPU_TUNE) asks for; throws naming the bad value. No GPU object is needed. */
+export function resolveTunePolicy(setting?: TuneSetting): TunePolicy {
   const s = typeof setting === 'string' ? { policy: setting } : setting ?? {};
   const policy = s.policy ?? tunePolicyFromEnv();
   if (!(TUNE_POLICIES as readonly string[]).includes(policy)) throw new VitgpuError(`tune must be one of ${TUNE_POLICIES.join(', ')}, got "${policy}"`);
+  return policy as TunePolicy;
+}
+
+export function startNodeTuning(device: Device, setting?: TuneSetting): Tuner {
+  const s = typeof setting === 'string' ? { policy: setting } : setting ?? {};
+  const policy = resolveTunePolicy(setting);
   return installTuner(device, { policy, store: s.store ?? fileTuneStore(), version: vitgpuVersion(), log: s.log, reps: s.reps, families: s.families });
 }
