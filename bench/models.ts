@@ -229,7 +229,7 @@ function formatRows(rows: string[][]): string {
 function writeRecords(f: ModelFlags, cases: readonly ModelCase[], records: ModelRecord[], ctx: { started: Date; threads: number; torch: string | null }): void {
   const meta = {
     benchmark: 'vitgpu npm run bench -- --models', date: ctx.started.toISOString(), updated: new Date().toISOString(), command: f.command,
-    git: f.git, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, threads: ctx.threads, torch: ctx.torch, depth: f.depth, reps: f.reps,
+    git: f.git, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}${process.env.LP_NATIVE_VECTOR_WIDTH ? `, LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH}` : ''}`, threads: ctx.threads, torch: ctx.torch, depth: f.depth, reps: f.reps,
     flops: 'per call, 2 per multiply-add: patch embedding, the blocks\' matmuls and attention (4·N²·D), the head; a train step counts 3× the forward',
     memory: 'device peak: vitgpu BufferPool live bytes (weights, gradients, AdamW moments, activations), over warm-up and timed calls; peak RSS: the process\'s (lavapipe\'s buffers are host memory, so this counts them too)',
   };
@@ -254,6 +254,7 @@ export async function runModelBench(entry: string, f: ModelFlags): Promise<numbe
   const started = new Date();
   console.log(`vitgpu model benchmark: ${cases.length} cases, ${f.reps} timed call(s) after a warm-up, depth ${f.depth}${f.depth !== 12 ? ' (reduced ViT-B)' : ''}${f.precision === 'mixed' ? ', vitgpu in mixed precision (PyTorch FP32)' : ''}`);
   console.log(`PyTorch CPU: ${torch ? `torch ${torch} through ${PYTHON}, ${threads} threads (the cores lavapipe uses)` : f.torch ? `not measured: torch is not installed for ${PYTHON} (apt-get install python3-torch)` : 'not measured (--no-torch)'}`);
+  if (process.env.LP_NATIVE_VECTOR_WIDTH) console.log(`lavapipe: LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH}`);
   console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${cpus().length} cores\n`);
   const records: ModelRecord[] = [];
   const traces: ChromeTrace[] = [];

@@ -17,7 +17,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { chromeTrace, formatProfileTable, mergeTraces, type ChromeTrace } from '../engine/node.js';
+import { applyLavapipeVectorWidth, chromeTrace, formatProfileTable, mergeTraces, type ChromeTrace } from '../engine/node.js';
 import { CASES, selectCases, TOLERANCE } from './cases.js';
 import { buildTfjsBundle, IMPLS, peerVersions, type Impl } from './peers.js';
 import { buildRecords, evaluateTargets, formatTable, formatTargets, markdownTable, type BenchRecord, type TargetVerdict } from './report.js';
@@ -272,6 +272,7 @@ async function orchestrate(flags: Flags): Promise<number> {
     : { name: adapterNames[0] ?? 'unknown' };
 
   console.log(`\nadapter: ${adapter.name}${adapterNames.length > 1 ? ` (WARNING: implementations saw different adapters: ${adapterNames.join(' ; ')})` : ''}`);
+  if (process.env.LP_NATIVE_VECTOR_WIDTH) console.log(`driver: LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH} in every implementation's process (lavapipe's vector width)`);
   console.log(`timing: benchmark.js, deferred; per implementation ${timing.rounds} rounds (interleaved with the others) of minSamples ${timing.minSamples}, maxTime ${timing.maxTime} s; ms = mean per call ± 95% margin of error`);
   console.log(`check: largest error relative to the largest reference value, against an f64 CPU reference (tolerance ${TOLERANCE});`);
   console.log(`CPU ms: CPU time of the implementation's process per call, lavapipe's threads included (${cpus().length} cores here)`);
@@ -386,6 +387,8 @@ const program = new Command()
   .addOption(new Option('--model-worker <json>', 'internal: run one model case in this process').hideHelp())
   .action(async (flags: Flags) => {
     let code = 0;
+    // Before any Dawn instance, and inherited by every worker: all implementations get one driver setup.
+    applyLavapipeVectorWidth();
     try {
       if (flags.modelWorker) {
         await modelWorker(JSON.parse(flags.modelWorker));

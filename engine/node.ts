@@ -3,7 +3,7 @@
 // (random-access reads, atomic writes). Nothing else in engine/, kernels/ or models/ imports Node; a
 // browser bundle never reaches this file.
 
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { createDevice, type Device, type DeviceOptions } from './device.js';
 import { LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
@@ -23,7 +23,43 @@ function installGlobals(): void {
   // Dawn's GPUBufferUsage, GPUMapMode, ... as in a browser.
   Object.assign(globalThis, globals);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  applyLavapipeVectorWidth();
   globalsInstalled = true;
+}
+
+/**
+ * Sets LP_NATIVE_VECTOR_WIDTH for this process as lavapipeVectorWidth() says. It must run before the
+ * first Dawn instance of the process (the driver reads it once, when it loads); createNodeDevice and
+ * listAdapters call it, and so does the benchmark before it starts the peers' Dawn.
+ */
+export function applyLavapipeVectorWidth(): void {
+  const width = lavapipeVectorWidth(process.env, cpuFlags());
+  if (width) process.env.LP_NATIVE_VECTOR_WIDTH = width;
+}
+
+/** The CPU's feature flags (Linux /proc/cpuinfo), empty where they can't be read. */
+function cpuFlags(): Set<string> {
+  if (process.platform !== 'linux') return new Set();
+  try {
+    const line = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return new Set(line ? line[1].trim().split(/\s+/) : []);
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * The LP_NATIVE_VECTOR_WIDTH to give Mesa's CPU drivers (lavapipe, llvmpipe) before Dawn loads them,
+ * or null to leave it alone. They compile shaders for 256-bit vectors (8 lanes per subgroup) even on
+ * CPUs with AVX-512; at 512 bits a subgroup has 16 lanes and 32 vector registers instead of 16, and the
+ * matmul kernels, which are bound by lavapipe's per-lane loads and register spills, run about 1.3-1.5x
+ * faster (bench/RESULTS.md). A width the user set (LP_NATIVE_VECTOR_WIDTH=256 is Mesa's default
+ * back) is kept, and a CPU without AVX-512 F/BW/DQ/VL gets Mesa's default. Other drivers ignore it.
+ */
+export function lavapipeVectorWidth(env: Record<string, string | undefined>, flags: ReadonlySet<string>): string | null {
+  if (env.LP_NATIVE_VECTOR_WIDTH) return null;
+  const avx512 = ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f));
+  return avx512 ? '512' : null;
 }
 
 /**

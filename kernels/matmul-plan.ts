@@ -109,7 +109,8 @@ export function bLayout(op: MatmulOperand, k: number): MatmulBLayout {
  */
 function defaultRows(variant: MatmulVariantName, m: number, lanes: number): number {
   if (variant === 'subgroup') {
-    const full = Math.max(lanes, Math.floor(32 / lanes) * lanes);
+    // 32 rows at 8 lanes; 64 at 16 (lavapipe at 512 bits: 1.3x the ViT-B step of 32, bench/RESULTS.md).
+    const full = lanes === 16 ? 64 : Math.max(lanes, Math.floor(32 / lanes) * lanes);
     return m <= lanes ? lanes : m <= 2 * lanes ? Math.min(2 * lanes, full) : full;
   }
   return m <= 4 ? 4 : 8;

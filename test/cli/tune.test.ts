@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { vitgpu } from '../cli-runner.js';
+import { getDevice } from '../helpers.js';
+import { attentionCandidateId, attentionSearchSpace } from '../../kernels/attention-tune.js';
+import { defaultVariants } from '../../kernels/attention-plan.js';
 
 describe('vitgpu tune', () => {
   it('tunes a tiny model once, then finds it cached; --list and --clear', { timeout: 600_000 }, async () => {
@@ -17,7 +20,11 @@ describe('vitgpu tune', () => {
     expect(r.stdout).toMatch(/\| shape class +\| rule +\| chosen +\| speed-up \| timed \| failed \|/);
     // vit-tiny-test: 2 heads of 16 over (32/8)² + 1 = 17 tokens, batch 2: B·H 4, N 17 → 32.
     const row = r.stdout.split('\n').find((l) => l.startsWith('| attention.forward bh4 n32 d16 '));
-    expect(row, r.stdout).toMatch(/\| wg\d+\.r\d\.kb\d\.sg\d+ +\| wg\d+\.r\d\.kb\d\.sg\d+ +\| \d+\.\d\d× +\| (1[2-6]|8) +\|/);
+    // Every candidate is timed: the search space with the rule's choice (the same adapter, so the same
+    // subgroup size, as in the CLI's process).
+    const device = await getDevice();
+    const timed = new Set([attentionCandidateId(defaultVariants(device).forward), ...attentionSearchSpace(device)]).size;
+    expect(row, r.stdout).toMatch(new RegExp(`\\| wg\\d+\\.r\\d\\.kb\\d\\.sg\\d+ +\\| wg\\d+\\.r\\d\\.kb\\d\\.sg\\d+ +\\| \\d+\\.\\d\\d× +\\| ${timed} +\\|`));
     expect(r.stdout).toMatch(/\| matmul m\d+ k\d+ n\d+ .*\| rule +\| rule \(not tuned\) \|/);
     expect(r.stderr).toMatch(/tuned attention.forward bh4 n32 d16: /);
     const file = join(dir, 'tune.json');

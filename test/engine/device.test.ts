@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { createNodeDevice, DeviceLostError, GpuError, listAdapters, NoAdapterError, WANTED_FEATURES, type Device } from '../../engine/node.js';
+import { createNodeDevice, DeviceLostError, GpuError, lavapipeVectorWidth, listAdapters, NoAdapterError, WANTED_FEATURES, type Device } from '../../engine/node.js';
 import { defineKernel, launch, paramsBlock } from '../../kernels/wgsl.js';
 import { elementwiseKernel } from '../../kernels/elementwise.js';
 import { getDevice } from '../helpers.js';
@@ -106,6 +106,27 @@ describe('device', () => {
     } else {
       expect(device.subgroups).toBeNull();
     }
+  });
+});
+
+describe("lavapipe's vector width", () => {
+  const avx512 = new Set(['avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl']);
+
+  it('asks for 512-bit vectors on CPUs with AVX-512 and keeps a width the user set', () => {
+    expect(lavapipeVectorWidth({}, avx512)).toBe('512');
+    expect(lavapipeVectorWidth({ LP_NATIVE_VECTOR_WIDTH: '256' }, avx512)).toBeNull();
+    expect(lavapipeVectorWidth({ LP_NATIVE_VECTOR_WIDTH: '128' }, avx512)).toBeNull();
+    expect(lavapipeVectorWidth({ LP_NATIVE_VECTOR_WIDTH: '' }, avx512)).toBe('512');
+    expect(lavapipeVectorWidth({}, new Set(['avx', 'avx2', 'fma']))).toBeNull();
+    expect(lavapipeVectorWidth({}, new Set(['avx2', 'avx512f']))).toBeNull(); // no BW/DQ/VL
+    expect(lavapipeVectorWidth({}, new Set())).toBeNull();
+  });
+
+  it('reaches Mesa: on lavapipe, the subgroup size follows the width set in this process', () => {
+    if (!/llvmpipe/i.test(device.info.description + device.name) || !device.subgroups) return;
+    const width = Number(process.env.LP_NATIVE_VECTOR_WIDTH);
+    if (!width) return; // neither vitgpu nor the user set one: Mesa's default
+    expect(device.subgroups).toEqual({ minSize: width / 32, maxSize: width / 32 });
   });
 });
 
