@@ -1,18 +1,21 @@
 // LayerNorm over the last axis: y = (x - mean) · rstd · γ + β, with rstd = 1/sqrt(var + eps).
 //
-// Forward: one workgroup per row (64 invocations, or the autotuner's choice of 32–256: kernels/
-// layernorm-tune.ts; strided partial sums, tree in workgroup memory); saves mean and rstd
-// per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
+// Forward: one workgroup per row (64 invocations and a tree in workgroup memory, or on lavapipe one
+// subgroup and shuffles: defaultRowReduce in kernels/wgsl.ts; kernels/layernorm-tune.ts may choose
+// another); saves mean and rstd per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
 // over rows, one invocation per column (consecutive invocations read consecutive columns).
 
 import type { Device } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
 import { contiguousInput } from './elementwise.js';
-import { Params, ROW_WG, grid1d, launch, pointwiseKernel, rowKernel, rowWorkgroups, workgroupReduce, type Kernel } from './wgsl.js';
+import {
+  Params, TREE_ROW_REDUCE, defaultRowReduce, grid1d, launch, pointwiseKernel, rowKernel, rowReduceId, rowWorkgroups, workgroupReduce,
+  type Kernel, type RowReduce,
+} from './wgsl.js';
 
-const rowReduce = (wg: number) => workgroupReduce('rowSum2', 'vec2<f32>', wg, (a, b) => `${a} + ${b}`);
+const rowReduce = (v: RowReduce) => workgroupReduce('rowSum2', 'vec2<f32>', v.wg, (a, b) => `${a} + ${b}`, '', v.subgroup);
 
-/** Invocations per row the row kernels may use (a power of two: the reduction is a tree); ROW_WG by default. */
+/** Invocations per row a tree reduction may use (a power of two); see defaultRowReduce for the default. */
 export const LAYERNORM_ROW_WGS = [32, 64, 128, 256] as const;
 
 /** One layerNorm row-kernel launch as the autotuner sees it (kernels/layernorm-tune.ts). */
@@ -22,21 +25,23 @@ export interface LayerNormCall {
   d: number;
 }
 
-/** Set by kernels/layernorm-tune.ts: invocations per row for a launch, or null for ROW_WG. */
-export const layerNormTuning: { choose: ((device: Device, call: LayerNormCall) => number | null) | null } = { choose: null };
+/** Set by kernels/layernorm-tune.ts: the row reduction for a launch, or null for defaultRowReduce. */
+export const layerNormTuning: { choose: ((device: Device, call: LayerNormCall) => RowReduce | null) | null } = { choose: null };
 
-const rowWg = (device: Device, call: LayerNormCall) => layerNormTuning.choose?.(device, call) ?? ROW_WG;
+const rowWg = (device: Device, call: LayerNormCall) => layerNormTuning.choose?.(device, call) ?? defaultRowReduce(device);
 
 // Params: [rows, D, eps(f32)]
-export function layerNormForwardKernel(wg: number = ROW_WG): Kernel {
+export function layerNormForwardKernel(v: RowReduce = TREE_ROW_REDUCE): Kernel {
+  const wg = v.wg;
   return rowKernel({
-    key: `layernorm:fwd:${wg}`,
+    key: `layernorm:fwd:${rowReduceId(v)}`,
     wg,
+    subgroups: v.subgroup,
     name: 'layernorm_forward',
     comment: 'layernorm forward: one workgroup per row',
     paramWords: 3,
     buffers: { y: 'read_write', stats: 'read_write', x: 'read', gamma: 'read', beta: 'read' }, // stats [rows, 2]: mean, rstd
-    helpers: rowReduce(wg),
+    helpers: rowReduce(v),
     body: `
   // Two passes over the row (mean, then centred variance) for accuracy with large means.
   var s = 0.0;
@@ -54,15 +59,17 @@ export function layerNormForwardKernel(wg: number = ROW_WG): Kernel {
 }
 
 // Params: [rows, D]
-export function layerNormBackwardKernel(wg: number = ROW_WG): Kernel {
+export function layerNormBackwardKernel(v: RowReduce = TREE_ROW_REDUCE): Kernel {
+  const wg = v.wg;
   return rowKernel({
-    key: `layernorm:bwd-dx:${wg}`,
+    key: `layernorm:bwd-dx:${rowReduceId(v)}`,
     wg,
+    subgroups: v.subgroup,
     name: 'layernorm_backward_dx',
     comment: 'layernorm backward (dx): dx = rstd · (dy·γ - mean(dy·γ) - x̂ · mean(dy·γ·x̂))',
     paramWords: 2,
     buffers: { dx: 'read_write', dy: 'read', x: 'read', gamma: 'read', stats: 'read' },
-    helpers: rowReduce(wg),
+    helpers: rowReduce(v),
     body: `
   let mean = stats[r * 2u];
   let rstd = stats[r * 2u + 1u];

@@ -7,6 +7,7 @@ import type { Device } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ShapeError } from '../engine/errors.js';
 import { broadcastShapes, broadcastStrides, collapseDims, shapeStr, sizeOf } from '../engine/shape.js';
+import { fixedSubgroupSize } from './wgsl.js';
 
 export type MatmulVariantName = 'subgroup' | 'register' | 'tiled';
 export type MatmulALayout = 'k4' | 'm4' | 'strided';
@@ -75,11 +76,7 @@ export const TILE_WG = 16;
 export type MatmulDeviceCaps = Pick<Device, 'isCpuAdapter' | 'subgroups' | 'name'>;
 
 /** The subgroup size when the device has subgroups of one fixed size the 'subgroup' kernel can use. */
-export function fixedSubgroupSize(device: Pick<Device, 'subgroups'>): number | null {
-  const min = device.subgroups?.minSize;
-  if (!min || min !== device.subgroups?.maxSize || min % 4 !== 0 || min > 64) return null;
-  return min;
-}
+export { fixedSubgroupSize };
 
 /** 'tiled' on GPUs; on CPU adapters 'subgroup' where a fixed subgroup size allows it, else 'register'. */
 export function defaultMatmulVariant(device: Pick<Device, 'isCpuAdapter' | 'subgroups'>): MatmulVariantName {

@@ -2,12 +2,13 @@
 //
 // The launcher splits the input's axes into kept axes (one output element each) and reduced axes.
 // Two variants: one invocation per output when rows are short or outputs many; one workgroup per
-// output (strided partial sums, then a tree in workgroup memory) when rows are long. The tree also
+// output (strided partial sums, then a tree in workgroup memory, or on lavapipe one subgroup and
+// shuffles: defaultRowReduce in kernels/wgsl.ts) when rows are long. The tree also
 // keeps f32 sums of long rows accurate (pairwise rather than sequential accumulation).
 
 import { MAX_RANK, collapseDims, sizeOf } from '../engine/shape.js';
 import { Tensor } from '../engine/tensor.js';
-import { Params, defineKernel, grid1d, launch, linearIndex, paramsBlock, storage, type Kernel } from './wgsl.js';
+import { Params, defaultRowReduce, defineKernel, grid1d, launch, linearIndex, paramsBlock, rowReduceId, storage, workgroupReduce, type Kernel, type RowReduce } from './wgsl.js';
 
 export type ReduceOpName = 'sum' | 'max' | 'min';
 
@@ -20,7 +21,6 @@ const REDUCE_OPS: Record<ReduceOpName, { init: string; combine: (a: string, b: s
   min: { init: `pf(${P_INIT_SLOT}u)`, combine: (a, b) => `min(${a}, ${b})`, cpuInit: Infinity, cpu: (a, b) => Math.min(a, b) },
 };
 
-const WG_ROW = 64;
 const WG_THREAD = 128;
 
 // Params: [nOut, R, inOffset, scale(f32), init(f32), chunk, nChunks, keptShape[8], keptStrides[8], redShape[8], redStrides[8]]
@@ -60,13 +60,17 @@ function offsetCode(prefix: string, idx: string, rank: number, shapeAt: number, 
   return lines.join('\n  ');
 }
 
-export function reduceKernel(op: ReduceOpName, keptRank: number, redRank: number, perWorkgroup: boolean): Kernel {
-  return defineKernel(`reduce:${op}:${keptRank}:${redRank}:${perWorkgroup}`, () => {
+/**
+ * `row`: the per-workgroup variant's reduction (TREE_ROW_REDUCE, or one subgroup), null for one
+ * invocation per output.
+ */
+export function reduceKernel(op: ReduceOpName, keptRank: number, redRank: number, row: RowReduce | null): Kernel {
+  return defineKernel(`reduce:${op}:${keptRank}:${redRank}:${row ? rowReduceId(row) : 'thread'}`, () => {
     const r = REDUCE_OPS[op];
-    const wg = perWorkgroup ? WG_ROW : WG_THREAD;
+    const wg = row ? row.wg : WG_THREAD;
     const buffers = storage({ out: 'read_write', inp: 'read' });
-    const main = perWorkgroup
-      ? `var<workgroup> partial: array<f32, ${wg}>;
+    const main = row
+      ? `${workgroupReduce('combineAll', 'f32', wg, r.combine, '', row.subgroup)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Workgroup w reduces chunk (w % nChunks) of row (w / nChunks); out has nOut × nChunks entries.
@@ -85,13 +89,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       acc = ${r.combine('acc', 'inp[pu(' + P_OFFSET + 'u) + base + roff]')};
     }
   }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { partial[lid] = ${r.combine('partial[lid]', 'partial[lid + s]')}; }
-    workgroupBarrier();
-  }
-  if (valid && lid == 0u) { out[w] = partial[0] * pf(${P_SCALE}u); }
+  let total = combineAll(lid, acc);
+  if (valid && lid == 0u) { out[w] = total * pf(${P_SCALE}u); }
 }`
       : `@compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -106,7 +105,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   out[o] = acc * pf(${P_SCALE}u);
 }`;
-    const source = `// reduce ${op} (kept rank ${keptRank}, reduced rank ${redRank})
+    const source = `${row?.subgroup ? 'enable subgroups;\n' : ''}// reduce ${op} (kept rank ${keptRank}, reduced rank ${redRank})
 ${paramsBlock(PARAM_WORDS)}
 ${buffers.wgsl}
 ${linearIndex(wg)}
@@ -150,7 +149,8 @@ export function reduceAxes(op: ReduceOpName, x: Tensor, axes: readonly number[],
   const rd = collapseDims(axes.map((i) => x.shape[i]), [axes.map((i) => x.strides[i])]);
   const plan = { keptShape: k.shape, keptStrides: k.strides[0], redShape: rd.shape, redStrides: rd.strides[0] };
   const perWorkgroup = reduceUsesWorkgroup(nOut, r);
-  const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup);
+  const row = defaultRowReduce(x.device);
+  const kernel = reduceKernel(op, k.shape.length, rd.shape.length, perWorkgroup ? row : null);
   const nChunks = perWorkgroup ? Math.ceil(r / REDUCE_CHUNK) : 1;
   if (nChunks <= 1) {
     launch(kernel, { out, inp: x }, reduceParams(op, nOut, r, x.offset, scale, plan), reduceWorkgroups(nOut, perWorkgroup), { bytes: 4 * (nOut * r + nOut) });
@@ -162,7 +162,7 @@ export function reduceAxes(op: ReduceOpName, x: Tensor, axes: readonly number[],
   const second = { keptShape: [nOut], keptStrides: [nChunks], redShape: [nChunks], redStrides: [1] };
   const secondWg = reduceUsesWorkgroup(nOut, nChunks);
   launch(
-    reduceKernel(op, 1, 1, secondWg),
+    reduceKernel(op, 1, 1, secondWg ? row : null),
     { out, inp: partial },
     reduceParams(op, nOut, nChunks, 0, scale, second),
     reduceWorkgroups(nOut, secondWg),

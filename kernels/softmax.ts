@@ -1,48 +1,55 @@
-// Softmax over the last axis, one workgroup per row: y = exp(x - max) / Σ exp(x - max).
+// Softmax over the last axis, one workgroup per row (its reduction: defaultRowReduce in kernels/wgsl.ts):
+// y = exp(x - max) / Σ exp(x - max).
 // Backward: dx = y · (dy - Σ dy·y).
 
 import { Tensor } from '../engine/tensor.js';
 import { contiguousInput } from './elementwise.js';
-import { Params, ROW_WG, launch, rowKernel, rowWorkgroups, workgroupReduce, type Kernel } from './wgsl.js';
+import { Params, TREE_ROW_REDUCE, defaultRowReduce, launch, rowKernel, rowReduceId, rowWorkgroups, workgroupReduce, type Kernel, type RowReduce } from './wgsl.js';
 
-const ROW_REDUCE = workgroupReduce('rowReduce', 'f32', ROW_WG, (a, b) => `select(${a} + ${b}, max(${a}, ${b}), isMax)`, ', isMax: bool');
+const rowReduce = (v: RowReduce) => workgroupReduce('rowReduce', 'f32', v.wg, (a, b) => `select(${a} + ${b}, max(${a}, ${b}), isMax)`, ', isMax: bool', v.subgroup);
 
 // Params: [rows, D, -inf bits]
-export function softmaxForwardKernel(): Kernel {
+export function softmaxForwardKernel(v: RowReduce = TREE_ROW_REDUCE): Kernel {
+  const wg = v.wg;
   return rowKernel({
-    key: 'softmax:fwd',
+    key: `softmax:fwd:${rowReduceId(v)}`,
+    wg,
+    subgroups: v.subgroup,
     name: 'softmax_forward',
     comment: 'softmax forward',
     paramWords: 3,
     buffers: { y: 'read_write', x: 'read' },
-    helpers: ROW_REDUCE,
+    helpers: rowReduce(v),
     body: `
   var m = pf(2u);
-  for (var j = lid; j < D; j += ${ROW_WG}u) { m = max(m, x[base + j]); }
+  for (var j = lid; j < D; j += ${wg}u) { m = max(m, x[base + j]); }
   m = rowReduce(lid, m, true);
   var s = 0.0;
-  for (var j = lid; j < D; j += ${ROW_WG}u) { s += exp(x[base + j] - m); }
+  for (var j = lid; j < D; j += ${wg}u) { s += exp(x[base + j] - m); }
   let inv = 1.0 / rowReduce(lid, s, false);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${ROW_WG}u) { y[base + j] = exp(x[base + j] - m) * inv; }`,
+  for (var j = lid; j < D; j += ${wg}u) { y[base + j] = exp(x[base + j] - m) * inv; }`,
   });
 }
 
 // Params: [rows, D]
-export function softmaxBackwardKernel(): Kernel {
+export function softmaxBackwardKernel(v: RowReduce = TREE_ROW_REDUCE): Kernel {
+  const wg = v.wg;
   return rowKernel({
-    key: 'softmax:bwd',
+    key: `softmax:bwd:${rowReduceId(v)}`,
+    wg,
+    subgroups: v.subgroup,
     name: 'softmax_backward',
     comment: 'softmax backward',
     paramWords: 2,
     buffers: { dx: 'read_write', y: 'read', dy: 'read' },
-    helpers: ROW_REDUCE,
+    helpers: rowReduce(v),
     body: `
   var s = 0.0;
-  for (var j = lid; j < D; j += ${ROW_WG}u) { s += dy[base + j] * y[base + j]; }
+  for (var j = lid; j < D; j += ${wg}u) { s += dy[base + j] * y[base + j]; }
   s = rowReduce(lid, s, false);
   if (row >= rows) { return; }
-  for (var j = lid; j < D; j += ${ROW_WG}u) { dx[base + j] = y[base + j] * (dy[base + j] - s); }`,
+  for (var j = lid; j < D; j += ${wg}u) { dx[base + j] = y[base + j] * (dy[base + j] - s); }`,
   });
 }
 
@@ -63,7 +70,7 @@ export function softmaxForward(x: Tensor): Tensor {
   const y = Tensor.empty(x.device, x.shape);
   if (rows > 0) {
     const xc = contiguousInput(x, 'zero');
-    launch(softmaxForwardKernel(), { y, x: xc }, softmaxParams(rows, d, true), rowWorkgroups(rows), { bytes: 8 * rows * d });
+    launch(softmaxForwardKernel(defaultRowReduce(x.device)), { y, x: xc }, softmaxParams(rows, d, true), rowWorkgroups(rows), { bytes: 8 * rows * d });
     xc.dispose();
   }
   return y;
@@ -75,7 +82,7 @@ export function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
   const dx = Tensor.empty(y.device, y.shape);
   if (rows > 0) {
     const [yc, gc] = [y, dy].map((t) => contiguousInput(t, 'zero'));
-    launch(softmaxBackwardKernel(), { dx, y: yc, dy: gc }, softmaxParams(rows, d, false), rowWorkgroups(rows), { bytes: 12 * rows * d });
+    launch(softmaxBackwardKernel(defaultRowReduce(y.device)), { dx, y: yc, dy: gc }, softmaxParams(rows, d, false), rowWorkgroups(rows), { bytes: 12 * rows * d });
     yc.dispose();
     gc.dispose();
   }

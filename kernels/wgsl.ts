@@ -84,11 +84,27 @@ export function grid1d(threads: number, wg: number): [number, number] {
 }
 
 /**
- * A reduction across the `wg` invocations of a workgroup through workgroup memory (a tree of
- * barriers), as WGSL function `name(lid, v, ...extraParams)`. Every invocation gets the result; call it
- * in uniform control flow.
+ * A reduction across the `wg` invocations of a workgroup, as WGSL function `name(lid, v,
+ * ...extraParams)`: through workgroup memory (a tree of barriers), or with `subgroup` (the workgroup
+ * being one subgroup of exactly `wg`, and the shader enabling subgroups) by shuffles. Every invocation
+ * gets the result; call it in uniform control flow.
  */
-export function workgroupReduce(name: string, type: string, wg: number, combine: (a: string, b: string) => string, extraParams = ''): string {
+export function workgroupReduce(
+  name: string, type: string, wg: number, combine: (a: string, b: string) => string, extraParams = '', subgroup = false,
+): string {
+  if (subgroup) {
+    // The workgroup is one subgroup of `wg`: a butterfly of shuffles, no workgroup memory, no barrier.
+    // Each step combines a pair of lanes both ways round, so every lane ends with the same bits.
+    const steps: string[] = [];
+    for (let m = wg / 2; m >= 1; m /= 2) steps.push(`r = ${combine('r', `subgroupShuffleXor(r, ${m}u)`)};`);
+    return `
+fn ${name}(lid: u32, v: ${type}${extraParams}) -> ${type} {
+  var r = v;
+  ${steps.join('\n  ')}
+  return r;
+}
+`;
+  }
   const buf = `${name}Scratch`;
   return `
 var<workgroup> ${buf}: array<${type}, ${wg}>;
@@ -212,16 +228,48 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** Invocations per workgroup of rowKernel(). */
 export const ROW_WG = 64;
 
+/** The subgroup size when every subgroup of `device` has one fixed size (a multiple of 4, at most 64). */
+export function fixedSubgroupSize(device: Pick<Device, 'subgroups'>): number | null {
+  const min = device.subgroups?.minSize;
+  if (!min || min !== device.subgroups?.maxSize || min % 4 !== 0 || min > 64) return null;
+  return min;
+}
+
+/**
+ * How a row kernel reduces a row: `wg` invocations with a tree in workgroup memory, or (`subgroup`)
+ * one subgroup of exactly `wg` invocations with shuffles (workgroupReduce).
+ */
+export interface RowReduce {
+  wg: number;
+  subgroup: boolean;
+}
+
+export const TREE_ROW_REDUCE: RowReduce = { wg: ROW_WG, subgroup: false };
+
+/** `wg64` (a tree of 64) or `sg16` (one subgroup of 16): for kernel keys and tuning candidates. */
+export const rowReduceId = (v: RowReduce): string => `${v.subgroup ? 'sg' : 'wg'}${v.wg}`;
+
+/**
+ * The row reduction for `device`: on CPU adapters with one fixed subgroup size of at least 8
+ * (lavapipe: 8, or 16 at 512-bit vectors), one subgroup per row. There a workgroupBarrier switches
+ * between the workgroup's subgroups (coroutines), and a tree of 64 spent most of a LayerNorm's time in
+ * its barriers: 22.7 ms against 7.0 for 1576 rows of 768 (bench/RESULTS.md). Elsewhere the tree.
+ */
+export function defaultRowReduce(device: Pick<Device, 'isCpuAdapter' | 'subgroups'>): RowReduce {
+  const s = fixedSubgroupSize(device);
+  return device.isCpuAdapter && s !== null && s >= 8 ? { wg: s, subgroup: true } : TREE_ROW_REDUCE;
+}
+
 /**
  * A kernel of one workgroup of `wg` (default ROW_WG) invocations per row of a row-major [rows, D] operand (params
  * words 0 and 1: rows and D). The body sees `lid`, `row`, `rows`, `D`, `r` (the row clamped to the
  * last one: surplus workgroups compute a copy of it) and `base` (r·D). Workgroup reductions must run
  * in uniform control flow, so the body returns (`if (row >= rows) { return; }`) only before its stores.
  */
-export function rowKernel(spec: TemplateSpec & { wg?: number }): Kernel {
+export function rowKernel(spec: TemplateSpec & { wg?: number; subgroups?: boolean }): Kernel {
   return defineKernel(spec.key, () => {
     const { wgsl, names } = storage(spec.buffers);
-    const source = `// ${spec.comment}
+    const source = `${spec.subgroups ? 'enable subgroups;\n' : ''}// ${spec.comment}
 ${paramsBlock(spec.paramWords)}
 ${wgsl}
 ${spec.helpers ?? ''}

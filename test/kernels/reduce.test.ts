@@ -2,7 +2,9 @@
 // both kernel variants, strided views, long rows (two passes); and every variant compiles.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { reduceCpu, reduceKernel, reduceUsesWorkgroup, type ReduceOpName } from '../../kernels/reduce.js';
+import { reduceCpu, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
+import { TREE_ROW_REDUCE, defaultRowReduce, fixedSubgroupSize, launch, type RowReduce } from '../../kernels/wgsl.js';
+import { Tensor } from '../../engine/tensor.js';
 import { ShapeError, type Device } from '../../engine/node.js';
 import { expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
@@ -94,13 +96,37 @@ describe('reductions', () => {
 });
 
 describe('reduce kernel variants', () => {
+  // Per workgroup: the tree, and one subgroup where this adapter has a fixed subgroup size.
+  const rowVariants = (): RowReduce[] => {
+    const s = fixedSubgroupSize(device);
+    return s !== null && s >= 8 ? [TREE_ROW_REDUCE, { wg: s, subgroup: true }] : [TREE_ROW_REDUCE];
+  };
+
   it('every op compiles per thread and per workgroup, at the ranks the launcher produces', async () => {
     const kernels = [];
     for (const op of ['sum', 'max', 'min'] as ReduceOpName[]) {
-      for (const perWorkgroup of [false, true]) {
-        for (const [kept, red] of [[0, 1], [1, 1], [2, 3], [8, 8]]) kernels.push(reduceKernel(op, kept, red, perWorkgroup));
+      for (const row of [null, ...rowVariants()]) {
+        for (const [kept, red] of [[0, 1], [1, 1], [2, 3], [8, 8]]) kernels.push(reduceKernel(op, kept, red, row));
       }
     }
     expect(await expectCompiles(device, kernels)).toBe(kernels.length);
+  });
+
+  it('per workgroup, the tree and the subgroup reductions both match the CPU reference', async () => {
+    expect(defaultRowReduce(device).subgroup).toBe(device.isCpuAdapter && (fixedSubgroupSize(device) ?? 0) >= 8);
+    const [nOut, r] = [5, 1000];
+    const data = seededValues(nOut * r, 71);
+    const x = device.tensor(data, [nOut, r]);
+    const plan = { keptShape: [nOut], keptStrides: [r], redShape: [r], redStrides: [1] };
+    for (const row of rowVariants()) {
+      for (const op of ['sum', 'max', 'min'] as ReduceOpName[]) {
+        const out = Tensor.empty(device, [nOut]);
+        launch(reduceKernel(op, 1, 1, row), { out, inp: x }, reduceParams(op, nOut, r, 0, 1, plan), reduceWorkgroups(nOut, true));
+        // Sums of 1000 values in [-1, 1]: f32 rounding of partial sums, far below 1e-4.
+        expectClose(await out.data(), reduceCpu(op, data, [nOut, r], [1]), { atol: 1e-4, rtol: 1e-5 }, `${op} ${row.subgroup ? 'subgroup' : 'tree'} of ${row.wg}`);
+        out.dispose();
+      }
+    }
+    x.dispose();
   });
 });

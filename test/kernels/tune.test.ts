@@ -12,7 +12,7 @@ import { ATTENTION_FAMILIES, attentionCandidateVariant, attentionSearchSpace } f
 import { defaultVariants } from '../../kernels/attention-plan.js';
 import { Tensor, type Device } from '../../engine/node.js';
 import { layerNormBackwardKernel, layerNormCpu, layerNormForwardKernel, layerNormParams } from '../../kernels/layernorm.js';
-import { layerNormCandidateWg, layerNormSearchSpace } from '../../kernels/layernorm-tune.js';
+import { layerNormCandidate, layerNormSearchSpace } from '../../kernels/layernorm-tune.js';
 import { launch, rowWorkgroups } from '../../kernels/wgsl.js';
 import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
@@ -165,10 +165,12 @@ function layerNormDxCpu(x: ArrayLike<number>, dy: ArrayLike<number>, gamma: Arra
   return dx;
 }
 
-describe('layerNorm: every tuning candidate (invocations per row) matches the CPU reference', () => {
-  it.for(layerNormSearchSpace({ info: { limits: {} } } as unknown as Device))('%s', async (id, { skip }) => {
+describe('layerNorm: every tuning candidate (tree widths, one subgroup) matches the CPU reference', () => {
+  // The trees, and one subgroup at each fixed size an adapter may have (those of this one run).
+  const ids = [...layerNormSearchSpace({ info: { limits: {} } } as unknown as Device), 'sg8', 'sg16', 'sg32', 'sg64'];
+  it.for(ids)('%s', async (id, { skip }) => {
     if (!layerNormSearchSpace(device).includes(id)) skip();
-    const wg = layerNormCandidateWg(id);
+    const wg = layerNormCandidate(id);
     for (const [rows, d] of [[7, 33], [5, 257], [3, 768], [4, 1]]) {
       // Forward on values near 100 (the two-pass variance): test/kernels/layernorm.test.ts's tolerance.
       const xd = seededValues(rows * d, 51, 99, 101);
