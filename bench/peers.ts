@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { create, globals } from 'webgpu';
-import { applyLavapipeVectorWidth } from '../engine/node.js';
+import { applyLavapipeVectorWidth, throttleDawnPolling } from '../engine/node.js';
 
 export type Impl = 'vitgpu' | 'tfjs-webgpu' | 'jax-js';
 export const IMPLS: readonly Impl[] = ['vitgpu', 'tfjs-webgpu', 'jax-js'];
@@ -37,8 +37,10 @@ export function installNavigatorGpu(): GPU {
   if (gpu) return gpu;
   Object.assign(globalThis, globals);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  // The same driver setup as vitgpu's own devices (on lavapipe: the same vector width).
+  // The same driver setup and event-loop wait as vitgpu's own devices (engine/node.ts): on lavapipe
+  // the same vector width, and Dawn's waits without a spinning main thread.
   applyLavapipeVectorWidth();
+  throttleDawnPolling();
   const adapter = process.env.VITGPU_ADAPTER;
   gpu = create(adapter ? [`adapter=${adapter}`] : []);
   const g = globalThis as unknown as { navigator?: Record<string, unknown> };

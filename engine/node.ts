@@ -24,7 +24,46 @@ function installGlobals(): void {
   Object.assign(globalThis, globals);
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   applyLavapipeVectorWidth();
+  throttleDawnPolling();
   globalsInstalled = true;
+}
+
+let pollingThrottled = false;
+
+/**
+ * Dawn's Node binding resolves its promises (mapAsync, onSubmittedWorkDone, requestDevice) by
+ * re-queueing a native `setImmediate` callback that processes events for as long as one is pending,
+ * so the main thread spins at 100% of a core while the GPU works. On lavapipe that core is taken from
+ * the driver's own threads: with 2 cores, a 1024³ matmul loop spent 790 ms of the main thread's CPU in
+ * 1212 ms of wall time; with this, 130 ms of CPU and 840 ms of wall time (bench/RESULTS.md). Here, after
+ * 4 immediate ticks in a row, each further tick of that chain waits 1 ms (setTimeout), so the main
+ * thread sleeps between them; a short wait still resolves at once. Dawn's ticks are told apart by
+ * being anonymous native functions queued from inside the timer loop itself (no JavaScript caller);
+ * every other setImmediate goes through unchanged. `VITGPU_DAWN_POLL=spin` keeps Dawn's own loop.
+ * Called by createNodeDevice and listAdapters, and by the benchmark for the peers' Dawn.
+ */
+export function throttleDawnPolling(): void {
+  if (pollingThrottled || process.env.VITGPU_DAWN_POLL === 'spin') return;
+  pollingThrottled = true;
+  const original = globalThis.setImmediate;
+  const nativeSource = Function.prototype.toString;
+  let streak = 0;
+  const throttled = function setImmediate(this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
+    if (typeof fn === 'function' && fn.name === '' && nativeSource.call(fn).includes('[native code]')) {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 3;
+      const caller = new Error().stack?.split('\n')[2] ?? '';
+      Error.stackTraceLimit = limit;
+      if (/\b(processImmediate|listOnTimeout)\b/.test(caller)) {
+        if (++streak > 4) return setTimeout(fn, 1, ...args);
+      } else {
+        streak = 0;
+      }
+    }
+    return (original as (f: unknown, ...a: unknown[]) => NodeJS.Immediate).call(this, fn, ...args);
+  };
+  Object.defineProperties(throttled, Object.getOwnPropertyDescriptors(original));
+  globalThis.setImmediate = throttled as typeof globalThis.setImmediate;
 }
 
 /**
