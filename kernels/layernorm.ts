@@ -2,8 +2,9 @@
 //
 // Forward: one workgroup per row (64 invocations and a tree in workgroup memory, or on lavapipe one
 // subgroup and shuffles: defaultRowReduce in kernels/wgsl.ts; kernels/layernorm-tune.ts may choose
-// another); saves mean and rstd per row for the backward. Backward: dx per row from the saved statistics; dγ and dβ are column sums
-// over rows, one invocation per column (consecutive invocations read consecutive columns).
+// another); saves mean and rstd per row for the backward. Backward: dx per row from the saved
+// statistics; dγ and dβ are column sums over rows, one invocation per column (consecutive invocations
+// read consecutive columns).
 
 import type { Device } from '../engine/device.js';
 import { Tensor } from '../engine/tensor.js';
