@@ -116,7 +116,7 @@ describe('attention: every tuning candidate matches the CPU reference (forward, 
     expect(defaultVariants(device)).toBeDefined();
   });
 
-  it.for(attentionSearchSpace(device0()))('%s', { timeout: 300_000 }, async (id, { skip }) => {
+  it.for(attentionIdsOfAnyDevice())('%s', { timeout: 300_000 }, async (id, { skip }) => {
     if (!attentionSearchSpace(device).includes(id)) skip();
     const v = attentionCandidateVariant(id);
     const [b, h, n, d, scale] = [1, 2, 37, 8, 1 / Math.sqrt(8)];
@@ -137,11 +137,12 @@ describe('attention: every tuning candidate matches the CPU reference (forward, 
 });
 
 /**
- * The attention space of a device with 8-wide subgroups (lavapipe's), for naming the tests before the
- * device exists; ids this device lacks are skipped.
+ * The attention spaces of devices with subgroups of 4 (SwiftShader), 8 or 16 (lavapipe at 256 or 512
+ * bits) or 32, for naming the tests before the device exists; ids this device lacks are skipped.
  */
-function device0(): Device {
-  return { subgroups: { minSize: 8, maxSize: 8 }, info: { limits: {} } } as unknown as Device;
+function attentionIdsOfAnyDevice(): string[] {
+  const dev = (s: number) => ({ subgroups: { minSize: s, maxSize: s }, info: { limits: {} } }) as unknown as Device;
+  return [...new Set([4, 8, 16, 32].flatMap((s) => attentionSearchSpace(dev(s))))];
 }
 
 /** f64 dx of layerNorm for dy, from the definition: rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · γ. */
