@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 import { createDevice, type Device, type DeviceOptions } from './device.js';
-import { LINUX_ADAPTER_HELP, NoAdapterError } from './errors.js';
+import { LINUX_ADAPTER_HELP, NoAdapterError, VitgpuError } from './errors.js';
 import { resolveTunePolicy, startNodeTuning, type TuneSetting } from './tune-node.js';
 
 export * from './index.js';
@@ -30,6 +30,13 @@ function installGlobals(): void {
 
 let pollingThrottled = false;
 
+/** VITGPU_DAWN_POLL: 'throttle' (the default, also when unset) or 'spin'; anything else is refused. */
+export function dawnPollMode(): 'throttle' | 'spin' {
+  const v = process.env.VITGPU_DAWN_POLL ?? '';
+  if (v === '' || v === 'throttle' || v === 'spin') return v === 'spin' ? 'spin' : 'throttle';
+  throw new VitgpuError(`VITGPU_DAWN_POLL must be one of throttle (the default), spin, got "${v}"`);
+}
+
 /**
  * Dawn's Node binding resolves its promises (mapAsync, onSubmittedWorkDone, requestDevice) by
  * re-queueing a native `setImmediate` callback that processes events for as long as one is pending,
@@ -39,11 +46,12 @@ let pollingThrottled = false;
  * 4 immediate ticks in a row, each further tick of that chain waits 1 ms (setTimeout), so the main
  * thread sleeps between them; a short wait still resolves at once. Dawn's ticks are told apart by
  * being anonymous native functions queued from inside the timer loop itself (no JavaScript caller);
- * every other setImmediate goes through unchanged. `VITGPU_DAWN_POLL=spin` keeps Dawn's own loop.
+ * every other setImmediate goes through unchanged. `VITGPU_DAWN_POLL=spin` keeps Dawn's own loop
+ * (`throttle`, the default, this one).
  * Called by createNodeDevice and listAdapters, and by the benchmark for the peers' Dawn.
  */
 export function throttleDawnPolling(): void {
-  if (pollingThrottled || process.env.VITGPU_DAWN_POLL === 'spin') return;
+  if (dawnPollMode() === 'spin' || pollingThrottled) return;
   pollingThrottled = true;
   const original = globalThis.setImmediate;
   const nativeSource = Function.prototype.toString;
@@ -203,6 +211,7 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
   // A bad policy (VITGPU_TUNE) fails before Dawn starts: a process that exits with a live Dawn
   // instance can die of a signal instead of returning its exit code.
   resolveTunePolicy(options.tune);
+  dawnPollMode();
   installGlobals();
   const adapterName = options.adapter ?? (process.env.VITGPU_ADAPTER || undefined);
   const backend = options.backend ?? (process.env.VITGPU_BACKEND || undefined);

@@ -144,6 +144,17 @@ describe("Dawn's waits", () => {
     b.dispose();
   });
 
+  it('VITGPU_DAWN_POLL takes throttle or spin; another value is refused, naming the variable, before Dawn starts', async () => {
+    const saved = process.env.VITGPU_DAWN_POLL;
+    try {
+      process.env.VITGPU_DAWN_POLL = 'sleep';
+      await expect(createNodeDevice()).rejects.toThrow(/VITGPU_DAWN_POLL must be one of throttle \(the default\), spin, got "sleep"/);
+    } finally {
+      if (saved === undefined) delete process.env.VITGPU_DAWN_POLL;
+      else process.env.VITGPU_DAWN_POLL = saved;
+    }
+  });
+
   it('leave every other setImmediate alone', async () => {
     const t0 = performance.now();
     for (let i = 0; i < 200; i++) await new Promise((resolve) => setImmediate(resolve));
