@@ -2,8 +2,8 @@
 // other variants, forward and backward, against the f64 CPU reference; and the attention op in mixed.
 //
 // Tolerance: the CPU reference gets q, k, v rounded to f16 exactly as the GPU reads them
-// (engine/half.ts), so only f32 arithmetic differs and test/kernels/attention.test.ts's f32
-// tolerances apply unchanged (out 1e-5, lse 1e-5 + 1e-6 relative, gradients 1e-5 + 1e-4 relative).
+// (engine/half.ts), so only f32 arithmetic differs and the f32 kernels' tolerances apply unchanged
+// (ATTENTION_TOL in test/helpers.ts: out 1e-5, lse 1e-5 + 1e-6 relative, gradients 1e-5 + 1e-4 relative).
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';
@@ -12,18 +12,16 @@ import { castToHalf } from '../../kernels/cast.js';
 import { roundHalf } from '../../engine/half.js';
 import { withPrecision } from '../../engine/precision.js';
 import { attention, type Device, type Tensor } from '../../engine/node.js';
-import { expectClose, getDevice, seededValues } from '../helpers.js';
+import { ATTENTION_TOL, expectClose, getDevice, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
   device = await getDevice();
 });
 
-// The f32 kernels' tolerances, unchanged (why each is what it is: test/kernels/attention.test.ts): the
-// references round q, k and v to f16 exactly where the kernels do, so the f16 operands cost nothing more.
-const OUT_TOL = { atol: 1e-5, rtol: 1e-5 };
-const LSE_TOL = { atol: 1e-5, rtol: 1e-6 };
-const GRAD_TOL = { atol: 1e-5, rtol: 1e-4 };
+// The f32 kernels' tolerances, unchanged (ATTENTION_TOL in test/helpers.ts): the references round q, k
+// and v to f16 exactly where the kernels do, so the f16 operands cost nothing more.
+const { out: OUT_TOL, lse: LSE_TOL, grad: GRAD_TOL } = ATTENTION_TOL;
 
 async function check(b: number, h: number, n: number, d: number, scale: number, seed: number, variants?: AttentionVariants) {
   const shape = [b, h, n, d];

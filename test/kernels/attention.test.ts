@@ -4,28 +4,15 @@ import { PLAIN_VARIANTS, SUBGROUP_VARIANTS, subgroupWidth, type AttentionVariant
 import { attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionForwardKernel, attentionRowStatsKernel } from '../../kernels/attention-wgsl.js';
 import { type Device, type Tensor } from '../../engine/node.js';
 import { sizeClass } from '../../engine/buffer-pool.js';
-import { expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { ATTENTION_TOL, expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
   device = await getDevice();
 });
 
-// Tolerances, against the f64 reference. Inputs are chosen so that scores have a spread of about ±1.3
-// (q, k in [-2, 2], scale 1/√D; one test uses scale 1, spread ±10): softmax rows are far from uniform
-// and the online rescale matters. Observed worst errors on lavapipe are noted for each.
-// - out: a convex combination of v rows (|v| ≤ 1) accumulated in f32 over N keys, with exp2 of a few
-//   ulp: 1e-5 absolute and relative (observed ≤ 7.4e-7 absolute).
-// - lse: log of a sum of N f32 terms; its size grows with the scores (27 at scale 1), so the relative
-//   part carries it: 1e-5 absolute + 1e-6 relative (observed 2.8e-6 at lse 27.6).
-// - gradients: dS = P∘(dP − Di) subtracts two nearly equal f32 numbers (dP a dot product of length D,
-//   Di a sum over D of out·dOut with out itself a sum over N), and each gradient sums N such terms, so
-//   the error tracks the size of the terms rather than of the (often cancelling) result: 1e-5
-//   absolute + 1e-4 relative (observed ≤ 5.8e-6 absolute for |grad| ≤ 3 at scale 1, ≤ 4e-7 at
-//   scale 1/√D). An indexing or masking error shows up orders of magnitude above either.
-const OUT_TOL = { atol: 1e-5, rtol: 1e-5 };
-const LSE_TOL = { atol: 1e-5, rtol: 1e-6 };
-const GRAD_TOL = { atol: 1e-5, rtol: 1e-4 };
+// Tolerances against the f64 reference, and why each is what it is: ATTENTION_TOL in test/helpers.ts.
+const { out: OUT_TOL, lse: LSE_TOL, grad: GRAD_TOL } = ATTENTION_TOL;
 
 interface Case {
   q: Float32Array;

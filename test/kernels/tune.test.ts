@@ -14,7 +14,7 @@ import { Tensor, type Device } from '../../engine/node.js';
 import { layerNormBackwardKernel, layerNormCpu, layerNormForwardKernel, layerNormParams } from '../../kernels/layernorm.js';
 import { layerNormCandidate, layerNormSearchSpace } from '../../kernels/layernorm-tune.js';
 import { launch, rowWorkgroups } from '../../kernels/wgsl.js';
-import { expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
+import { ATTENTION_TOL, expectClose, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -102,10 +102,8 @@ describe('matmul: every tuning candidate matches the CPU reference', () => {
   );
 });
 
-// As test/kernels/attention.test.ts: out 1e-5, lse 1e-5 + 1e-6 relative, gradients 1e-5 + 1e-4 relative.
-const OUT_TOL = { atol: 1e-5, rtol: 1e-5 };
-const LSE_TOL = { atol: 1e-5, rtol: 1e-6 };
-const GRAD_TOL = { atol: 1e-5, rtol: 1e-4 };
+// The attention kernels' tolerances (ATTENTION_TOL in test/helpers.ts).
+const { out: OUT_TOL, lse: LSE_TOL, grad: GRAD_TOL } = ATTENTION_TOL;
 
 describe('attention: every tuning candidate matches the CPU reference (forward, dQ, dK·dV)', () => {
   it('the search space holds the rules', () => {
