@@ -24,7 +24,9 @@ export const BufferUsage = {
   STORAGE: 0x0080,
 } as const;
 
-export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
+// UNIFORM too: a kernel may bind a 64 KiB window of a buffer as a uniform array (the 'window' matmul
+// on lavapipe, where uniform loads are cheaper than storage loads; kernels/matmul.ts).
+export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.UNIFORM | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
 
 export interface PooledBuffer {
   readonly buffer: GPUBuffer;
@@ -32,6 +34,13 @@ export interface PooledBuffer {
   readonly bytes: number;
   /** Id of the last command batch that bound this buffer. */
   lastBatch: number;
+}
+
+/** A byte range of a pooled buffer, bound as a uniform buffer (`var<uniform>`) rather than storage. */
+export interface UniformWindow {
+  readonly window: PooledBuffer;
+  readonly offset: number;
+  readonly size: number;
 }
 
 export interface MemoryStats {

@@ -2,7 +2,7 @@
 // and command batching. Browser-safe: it is handed a `GPU` object (navigator.gpu, or Dawn's in Node by
 // engine/node.ts) and imports nothing from Node.
 
-import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, sizeClass } from './buffer-pool.js';
+import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, type UniformWindow, sizeClass } from './buffer-pool.js';
 import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError, VitgpuError } from './errors.js';
 import { Profiler, type KernelWork, type ProfileOptions, type ProfileSession } from './profiler.js';
 
@@ -62,6 +62,7 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupSizeY',
   'maxComputeWorkgroupSizeZ',
   'maxComputeWorkgroupsPerDimension',
+  'maxUniformBuffersPerShaderStage',
 ] as const;
 
 const REPORTED_LIMITS = [...RAISED_LIMITS, 'maxUniformBufferBindingSize', 'minUniformBufferOffsetAlignment'] as const;
@@ -289,9 +290,9 @@ export class Device {
 
   /**
    * Records one dispatch: `params` goes to binding 0, `buffers` to bindings 1..n. Buffers may be
-   * PooledBuffers (marked as used by this batch) or raw GPUBuffers.
+   * PooledBuffers (marked as used by this batch), or windows of them bound as uniform buffers.
    */
-  dispatch(kernel: KernelSource, buffers: readonly PooledBuffer[], params: Uint32Array, workgroups: readonly number[], work?: KernelWork): void {
+  dispatch(kernel: KernelSource, buffers: readonly (PooledBuffer | UniformWindow)[], params: Uint32Array, workgroups: readonly number[], work?: KernelWork): void {
     this.checkHealthy();
     const profiler = this.profiler;
     if (profiler?.full) this.flush();
@@ -309,8 +310,14 @@ export class Device {
     const pipeline = this.pipeline(kernel);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformRing, offset, size: paramBytes } }];
     for (let i = 0; i < buffers.length; i++) {
-      buffers[i].lastBatch = this.batchId;
-      entries.push({ binding: i + 1, resource: { buffer: buffers[i].buffer } });
+      const b = buffers[i];
+      if ('window' in b) {
+        b.window.lastBatch = this.batchId;
+        entries.push({ binding: i + 1, resource: { buffer: b.window.buffer, offset: b.offset, size: b.size } });
+      } else {
+        b.lastBatch = this.batchId;
+        entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
+      }
     }
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     // Profiled, each dispatch gets a pass of its own (its timestampWrites bracket the one dispatch).

@@ -9,7 +9,7 @@ import { ShapeError } from '../engine/errors.js';
 import { broadcastShapes, broadcastStrides, collapseDims, shapeStr, sizeOf } from '../engine/shape.js';
 import { fixedSubgroupSize } from './wgsl.js';
 
-export type MatmulVariantName = 'subgroup' | 'register' | 'tiled';
+export type MatmulVariantName = 'subgroup' | 'register' | 'tiled' | 'window';
 export type MatmulALayout = 'k4' | 'm4' | 'strided';
 export type MatmulBLayout = 'n4' | 'k4' | 'strided';
 
@@ -33,6 +33,10 @@ export interface MatmulKernelConfig {
   pre: boolean;
   /** 'f16': both operands are f16 tensors, read packed two per u32 and accumulated in f32 (absent: f32). */
   operands?: 'f16';
+  /** 'window': uniform windows of packed B bound per dispatch (each covers `windowK` values of k). */
+  windows?: number;
+  /** 'window': this pass adds its partial sums to what `out` holds (a later pass over K). */
+  accIn?: boolean;
 }
 
 export interface MatmulEpilogue {
@@ -55,6 +59,8 @@ export interface MatmulOptions {
   lanes?: number;
   /** Read both operands with scalar strided loads (disables the vec4 layouts). */
   forceStrided?: boolean;
+  /** 'window': at most this many uniform windows per pass (default: what the device allows). */
+  windows?: number;
 }
 
 /** Strides of one operand, in elements, as the kernel sees them. */
@@ -70,10 +76,20 @@ export interface MatmulOperand {
 export const TILE = 64;
 export const TILE_WG = 16;
 
+/**
+ * The 'window' variant: B is packed per column tile of 4·S columns into 64 KiB uniform windows
+ * (4096 vec4s), each holding WINDOW_VEC4S / S values of k for the tile's columns (256 at S = 16).
+ */
+export const WINDOW_VEC4S = 4096;
+/** Values of k one window holds for a tile of 4·lanes columns. */
+export const windowK = (lanes: number): number => WINDOW_VEC4S / lanes;
+/** Smallest product (rows·k·n multiply-adds) for which the rules pick 'window': packing B costs a pass over it. */
+export const WINDOW_MIN_MACS = 2 ** 22;
+
 // ---- variant choice ----
 
-/** What the variant choice asks of a device (a Device has both; tests pass stand-ins). */
-export type MatmulDeviceCaps = Pick<Device, 'isCpuAdapter' | 'subgroups' | 'name'>;
+/** What the variant choice asks of a device (a Device has them; tests pass stand-ins). */
+export type MatmulDeviceCaps = Pick<Device, 'isCpuAdapter' | 'subgroups' | 'name'> & Partial<Pick<Device, 'info'>>;
 
 /** The subgroup size when the device has subgroups of one fixed size the 'subgroup' kernel can use. */
 export { fixedSubgroupSize };
@@ -113,31 +129,62 @@ function defaultRows(variant: MatmulVariantName, m: number, lanes: number): numb
   return m <= 4 ? 4 : 8;
 }
 
+/** The shape of a call as the kernel sees it (rows may hold folded batches). */
+export interface MatmulShape {
+  rows: number;
+  k: number;
+  n: number;
+  batches: number;
+  a: MatmulOperand;
+  b: MatmulOperand;
+}
+
+/**
+ * Whether the rules pick 'window' (see kernels/matmul.ts): a CPU adapter with one fixed subgroup
+ * size, one B for every batch (a Linear weight, or activations in dW), and a product big enough that
+ * packing B pays.
+ */
+export function windowFits(device: MatmulDeviceCaps, shape: MatmulShape): boolean {
+  return device.isCpuAdapter && !!fixedSubgroupSize(device) && (shape.batches === 1 || shape.b.batchStride === 0) && shape.rows * shape.k * shape.n >= WINDOW_MIN_MACS;
+}
+
+/** Uniform windows one 'window' pass may bind: the device's uniform buffers per stage, less the params. */
+export function maxWindows(device: MatmulDeviceCaps): number {
+  return Math.max(1, (device.info?.limits.maxUniformBuffersPerShaderStage ?? 12) - 1);
+}
+
 export function matmulConfig(
   device: MatmulDeviceCaps,
-  m: number,
-  k: number,
-  a: MatmulOperand,
-  b: MatmulOperand,
+  shape: MatmulShape,
   epilogue: { bias: boolean; gelu: boolean; residual: boolean; pre: boolean },
   options: MatmulOptions = {},
 ): MatmulKernelConfig {
-  const variant = options.variant ?? defaultMatmulVariant(device);
+  const { rows: m, k, a, b } = shape;
+  const variant = options.variant ?? (windowFits(device, shape) ? 'window' : defaultMatmulVariant(device));
   let lanes = options.lanes ?? 8;
-  if (variant === 'subgroup') {
+  if (variant === 'subgroup' || variant === 'window') {
     const s = fixedSubgroupSize(device);
-    if (!s) throw new ShapeError(`matmul: the 'subgroup' variant needs a fixed subgroup size (adapter ${device.name})`);
+    if (!s) throw new ShapeError(`matmul: the '${variant}' variant needs a fixed subgroup size (adapter ${device.name})`);
     lanes = s;
+  }
+  if (variant === 'window' && shape.batches > 1 && b.batchStride !== 0) {
+    throw new ShapeError(`matmul: the 'window' variant needs one B for all ${shape.batches} batches`);
   }
   let al = options.forceStrided ? 'strided' : aLayout(a, k);
   const bl = options.forceStrided ? 'strided' : bLayout(b, k);
   if (variant === 'tiled') lanes = TILE_WG * TILE_WG;
-  const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant, m, lanes);
-  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? 1;
-  if (variant === 'subgroup' && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
+  const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant === 'window' ? 'subgroup' : variant, m, lanes);
+  const colVecs = variant === 'tiled' ? TILE / 4 : variant === 'window' ? 1 : options.colVecs ?? 1;
+  if ((variant === 'subgroup' || variant === 'window') && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
   if (variant === 'register' && al === 'm4' && rows % 4 !== 0) al = 'strided';
   const kTail = k % 4 !== 0;
-  return { variant, rows, colVecs, lanes, a: al, b: bl, kTail, ...epilogue };
+  const config: MatmulKernelConfig = { variant, rows, colVecs, lanes, a: al, b: bl, kTail, ...epilogue };
+  if (variant === 'window') {
+    const total = Math.max(1, Math.ceil(k / windowK(lanes)));
+    const most = Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)));
+    config.windows = Math.ceil(total / Math.ceil(total / most));
+  }
+  return config;
 }
 
 // ---- autotuning hook ----
@@ -244,7 +291,7 @@ export function planMatmul(a: Tensor, b: Tensor, epilogue: MatmulEpilogue, optio
   }
   const untouched = Object.values(options).every((v) => v === undefined);
   const tuned = untouched ? matmulTuning.choose?.(a.device, { rows, k, n, batches, a: A.op, b: B.op, flags }) : null;
-  const config = matmulConfig(a.device, rows, k, A.op, B.op, flags, tuned ?? options);
+  const config = matmulConfig(a.device, { rows, k, n, batches, a: A.op, b: B.op }, flags, tuned ?? options);
   if (a.dtype === 'f16') config.operands = 'f16';
   return { m, k, n, batch, outShape, rows, batches, a: A, b: B, config };
 }

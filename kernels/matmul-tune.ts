@@ -1,22 +1,24 @@
 // The matmul kernels as an autotuned family (kernels/tune.ts): the search space (variant, rows per
-// workgroup, column vec4s per invocation, lanes), the shape class, and timing on scratch operands of
+// workgroup, column vec4s per invocation, lanes; 'window' as one candidate), the shape class, and timing on scratch operands of
 // a call's real shape and layouts. Importing this module installs the hook planMatmul consults.
 
 import type { Device } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
-import { launch, MAX_WORKGROUPS_PER_DIM } from './wgsl.js';
+import { MAX_WORKGROUPS_PER_DIM } from './wgsl.js';
 import {
   TILE_WG, aLayout, bLayout, fixedSubgroupSize, matmulConfig, matmulTuning,
   type MatmulCall, type MatmulKernelConfig, type MatmulOperand, type MatmulOptions,
 } from './matmul-plan.js';
-import { matmulKernel, matmulParams, matmulWorkgroups } from './matmul-wgsl.js';
+import { matmulWorkgroups } from './matmul-wgsl.js';
+import { launchMatmul } from './matmul.js';
 import { pow2, tunedChoice, zerosScratch, type TuneFamily } from './tune.js';
 
 const ceil4 = (x: number) => Math.ceil(x / 4) * 4;
 
-/** A candidate's id: `tiled`, `subgroup.r32.c1`, `register.r8.c2.l8`. */
+/** A candidate's id: `tiled`, `window`, `subgroup.r32.c1`, `register.r8.c2.l8`. */
 export function matmulCandidateId(c: Pick<MatmulKernelConfig, 'variant' | 'rows' | 'colVecs' | 'lanes'>): string {
   if (c.variant === 'tiled') return 'tiled';
+  if (c.variant === 'window') return 'window';
   if (c.variant === 'subgroup') return `subgroup.r${c.rows}.c${c.colVecs}`;
   return `register.r${c.rows}.c${c.colVecs}.l${c.lanes}`;
 }
@@ -24,6 +26,7 @@ export function matmulCandidateId(c: Pick<MatmulKernelConfig, 'variant' | 'rows'
 /** The options a candidate id stands for. */
 export function matmulCandidateOptions(id: string): MatmulOptions {
   if (id === 'tiled') return { variant: 'tiled' };
+  if (id === 'window') return { variant: 'window' };
   const m = /^(subgroup|register)\.r(\d+)\.c(\d+)(?:\.l(\d+))?$/.exec(id);
   if (!m) throw new Error(`matmul: unknown tuning candidate "${id}"`);
   const o: MatmulOptions = { variant: m[1] as 'subgroup' | 'register', rows: Number(m[2]), colVecs: Number(m[3]) };
@@ -36,10 +39,11 @@ export function matmulCandidateOptions(id: string): MatmulOptions {
  * subgroup size S) and 1 or 2 column vec4s; 'register' at 4 or 8 rows, 1 or 2 column vec4s, 8 or 32
  * lanes; 'tiled' where a workgroup may have 256 invocations.
  */
-export function matmulSearchSpace(device: Pick<Device, 'subgroups' | 'info'>): string[] {
+export function matmulSearchSpace(device: Pick<Device, 'subgroups' | 'info' | 'isCpuAdapter'>): string[] {
   const ids: string[] = [];
   const s = fixedSubgroupSize(device);
   if (s) for (const r of new Set([s, 2 * s, 4 * s])) for (const c of [1, 2]) if (r <= 64) ids.push(`subgroup.r${r}.c${c}`);
+  if (s && device.isCpuAdapter) ids.push('window');
   const maxLanes = device.info.limits.maxComputeInvocationsPerWorkgroup ?? 256;
   for (const r of [4, 8]) for (const c of [1, 2]) for (const l of [8, 32]) if (l <= maxLanes) ids.push(`register.r${r}.c${c}.l${l}`);
   if (maxLanes >= TILE_WG * TILE_WG && (device.info.limits.maxComputeWorkgroupSizeX ?? 256) >= TILE_WG) ids.push('tiled');
@@ -70,7 +74,7 @@ function candidateConfig(device: Device, call: MatmulCall, id: string): MatmulKe
   try {
     const lanes = id === 'tiled' ? TILE_WG * TILE_WG : matmulCandidateOptions(id).lanes ?? 0;
     if (lanes > (device.info.limits.maxComputeInvocationsPerWorkgroup ?? 256)) return null;
-    c = matmulConfig(device, call.rows, call.k, call.a, call.b, call.flags, matmulCandidateOptions(id));
+    c = matmulConfig(device, call, call.flags, matmulCandidateOptions(id));
   } catch {
     return null;
   }
@@ -88,7 +92,7 @@ export const MATMUL_FAMILY: TuneFamily<MatmulCall> = {
     return `m${pow2(call.rows)} k${pow2(call.k)} n${pow2(call.n)}${batch} a-${a} b-${b}${call.k % 4 ? ' ktail' : ''}${epi ? ` ${epi}` : ''}`;
   },
   rule(device, call) {
-    return matmulCandidateId(matmulConfig(device, call.rows, call.k, call.a, call.b, call.flags, {}));
+    return matmulCandidateId(matmulConfig(device, call, call.flags, {}));
   },
   candidates(device, call) {
     const ids = new Set([this.rule(device, call), ...matmulSearchSpace(device)]);
@@ -110,7 +114,7 @@ export const MATMUL_FAMILY: TuneFamily<MatmulCall> = {
         const c = candidateConfig(device, scratchCall, id);
         if (!c) throw new Error(`matmul: candidate ${id} breaks a limit for this shape`);
         const config = { ...c, a: la === 'strided' ? 'strided' : c.a, b: lb === 'strided' ? 'strided' : c.b } as MatmulKernelConfig;
-        launch(matmulKernel(config), buffers, matmulParams(rows, n, k, A.op, B.op), matmulWorkgroups(config, rows, n, batches));
+        launchMatmul(config, buffers, { rows, n, k, batches, a: A.op, b: B.op, biasOffset: 0, residualOffset: 0 });
       },
       dispose() {
         for (const t of Object.values(buffers)) t.dispose();

@@ -2,22 +2,25 @@
 // it): 'subgroup' and 'register' (blockedSource) and 'tiled' (tiledSource), with the epilogue (bias,
 // GELU, residual, pre-activation store) fused into the store. Why they look as they do: kernels/matmul.ts.
 
-import { ERF_WGSL, Params, defineKernel, paramsBlock, storage, type Kernel, type StorageSpec } from './wgsl.js';
-import { TILE, TILE_WG, type MatmulKernelConfig, type MatmulOperand } from './matmul-plan.js';
+import { ERF_WGSL, Params, defineKernel, grid1d, linearIndex, paramsBlock, storage, type Kernel, type StorageSpec } from './wgsl.js';
+import { TILE, TILE_WG, WINDOW_VEC4S, windowK, type MatmulKernelConfig, type MatmulOperand } from './matmul-plan.js';
 
 // Params: [M, N, K, aOffset, aBatch, aRow, aCol, bOffset, bBatch, bRow, bCol, biasOffset, residualOffset]
+// and, for 'window', [kStart, kCount, col0]: the pass's first k and its count, the tile's first column.
 const PARAM_WORDS = 13;
+const WINDOW_PARAM_WORDS = 16;
 
 const TILE_K = 16;
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** The storage buffers of configuration `c`: out, a, b, then bias, residual and pre when used. */
+/** The storage buffers of configuration `c`: out, a, b (not for 'window'), then bias, residual and pre when used. */
 function buffers(c: MatmulKernelConfig, vec4: boolean): StorageSpec {
   // f16 operands: 4 elements in a vec2<u32>, one in half of a u32 (loads cost per 32-bit word on lavapipe).
   const half = c.operands === 'f16';
   const ty = (isVec: boolean) => (isVec ? (half ? 'vec2<u32>' : 'vec4<f32>') : half ? 'u32' : 'f32');
-  const spec: StorageSpec = { out: 'read_write', a: ['read', ty(vec4 && c.a !== 'strided')], b: ['read', ty(vec4 && c.b !== 'strided')] };
+  const spec: StorageSpec = { out: 'read_write', a: ['read', ty(vec4 && c.a !== 'strided')] };
+  if (c.variant !== 'window') spec.b = ['read', ty(vec4 && c.b !== 'strided')];
   if (c.bias) spec.bias = 'read';
   if (c.residual) spec.residual = 'read';
   if (c.pre) spec.pre = 'read_write';
@@ -35,7 +38,7 @@ const load4 = (c: MatmulKernelConfig, buf: 'a' | 'b', i: string) => (c.operands 
 function halfLoaders(c: MatmulKernelConfig, vec4: boolean): string {
   if (c.operands !== 'f16') return '';
   const scalar = (buf: 'a' | 'b') => !vec4 || c[buf] === 'strided';
-  const used = (['a', 'b'] as const).filter(scalar);
+  const used = (c.variant === 'window' ? (['a'] as const) : (['a', 'b'] as const)).filter(scalar);
   return `
 fn half4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
 ${used.map((buf) => `fn half1_${buf}(i: u32) -> f32 { return unpack2x16float(${buf}[i >> 1u])[i & 1u]; }`).join('\n')}`;
@@ -45,7 +48,7 @@ ${used.map((buf) => `fn half1_${buf}(i: u32) -> f32 { return unpack2x16float(${b
 function epilogueFn(c: MatmulKernelConfig): string {
   return `${c.gelu ? ERF_WGSL : ''}
 fn finish(idx: u32, col: u32, x: f32) {
-  var y = x;
+  var y = x${c.accIn ? ' + out[idx]' : ''};
   ${c.bias ? 'y += bias[pu(11u) + col];' : ''}
   ${c.pre ? 'pre[idx] = y;' : ''}
   ${c.gelu ? 'y = 0.5 * y * (1.0 + erf_f32(y * 0.7071067811865476));' : ''}
@@ -71,7 +74,10 @@ const OPERAND_PARAMS = `
 /** 'subgroup' and 'register': one workgroup of `lanes` owns `rows` rows; lanes split the columns. */
 function blockedSource(c: MatmulKernelConfig): string {
   const { rows: R, colVecs: J, lanes: S } = c;
-  const share = c.variant === 'subgroup';
+  const win = c.variant === 'window';
+  const share = c.variant === 'subgroup' || win;
+  const W = c.windows ?? 1;
+  const KW4 = windowK(S) / 4; // blocks of 4 k's per window
   const G = share ? R / S : 0; // A loads per k-block in the shared layouts
   const rowsR = range(R);
   const colsJ = range(J);
@@ -93,7 +99,9 @@ function blockedSource(c: MatmulKernelConfig): string {
     else for (const r of rowsR) setup.push(`let aRow${r} = aBase + min(row0 + ${r}u, lastRow) * aRS;`);
   }
   const colOf = (j: number) => `colBase + ${j * S * 4}u`;
-  if (c.b === 'n4') {
+  if (win) {
+    // B comes packed from the uniform windows: nothing to set up.
+  } else if (c.b === 'n4') {
     setup.push('let bBase4 = bBase / 4u; let bRS4 = bRS / 4u; let lastCol4 = lastCol & ~3u;');
     for (const j of colsJ) setup.push(`let bCol${j} = min(${colOf(j)}, lastCol4) / 4u;`);
   } else if (c.b === 'k4') {
@@ -104,7 +112,7 @@ function blockedSource(c: MatmulKernelConfig): string {
   }
 
   /** One block of 4 k's starting at k0 (k4 = k0 / 4); `tail` clamps k and zeroes the values past K. */
-  const block = (tail: boolean): string => {
+  const block = (tail: boolean, window = 0): string => {
     const kc = (kk: number) => (tail ? `min(k0 + ${kk}u, lastK)` : `(k0 + ${kk}u)`);
     const zs = (kk: number, v: string) => (tail ? `select(0.0, ${v}, k0 + ${kk}u < K)` : v);
     const zv = (kk: number, v: string) => (tail ? `select(vec4<f32>(), ${v}, k0 + ${kk}u < K)` : v);
@@ -150,7 +158,12 @@ function blockedSource(c: MatmulKernelConfig): string {
       }
     }
     // B values: b{kk}_{j} = vec4 of the 4 columns of group j at k0 + kk
-    for (const j of colsJ) {
+    if (win) {
+      // Window `window` holds k in [kStart + window·KW, kStart + (window+1)·KW) as [k][lane] vec4s.
+      out.push(`let kl = q * ${4 * S}u + lane;`);
+      for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_0 = bw${window}[kl${kk ? ` + ${kk * S}u` : ''}];`);
+    }
+    for (const j of win ? [] : colsJ) {
       if (c.b === 'n4') {
         for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_${j} = ${zv(kk, load4(c, 'b', `bBase4 + ${kc(kk)} * bRS4 + bCol${j}`))};`);
       } else if (c.b === 'k4') {
@@ -172,9 +185,27 @@ function blockedSource(c: MatmulKernelConfig): string {
     return out.join('\n    ');
   };
 
-  return `${share ? 'enable subgroups;\n' : ''}// matmul '${c.variant}': ${R} rows × ${J * 4 * S} cols per workgroup of ${S}, A ${c.a}, B ${c.b}
-${paramsBlock(PARAM_WORDS)}
-${storage(buffers(c, true)).wgsl}
+  const bufs = storage(buffers(c, true));
+  const windowDecls = win ? range(W).map((w) => `@group(0) @binding(${bufs.names.length + 1 + w}) var<uniform> bw${w}: array<vec4<f32>, ${WINDOW_VEC4S}>;`).join('\n') : '';
+  // 'window': one copy of the loop per window, as each window is a binding of its own (a branch per
+  // block choosing the window cost about a fifth of the kernel's speed: bench/RESULTS.md).
+  const loops = win
+    ? `let kBase4 = pu(13u) / 4u;
+  let nQ = (pu(14u) + 3u) / 4u;
+  ${range(W).map((w) => `for (var q = 0u; q < min(nQ, ${(w + 1) * KW4}u) - min(nQ, ${w * KW4}u); q++) {
+    let k4 = kBase4 + ${w * KW4}u + q;
+    let k0 = k4 * 4u;
+    ${block(c.kTail, w)}
+  }`).join('\n  ')}`
+    : `let K4 = ${c.kTail ? '(K + 3u) / 4u' : 'K / 4u'};
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let k0 = k4 * 4u;
+    ${block(c.kTail)}
+  }`;
+  return `${share ? 'enable subgroups;\n' : ''}// matmul '${c.variant}': ${R} rows × ${J * 4 * S} cols per workgroup of ${S}, A ${c.a}, B ${win ? `in ${W} uniform windows` : c.b}
+${paramsBlock(win ? WINDOW_PARAM_WORDS : PARAM_WORDS)}
+${bufs.wgsl}
+${windowDecls}
 ${halfLoaders(c, true)}
 ${epilogueFn(c)}
 
@@ -183,16 +214,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${OPERAND_PARAMS}
   let lane = ${share ? 'sl' : 'li'};
   let row0 = wid.y * ${R}u;
-  let colBase = (wid.x * ${J * S}u + lane) * 4u;
+  let colBase = ${win ? 'pu(15u) + lane * 4u' : `(wid.x * ${J * S}u + lane) * 4u`};
   ${setup.join('\n  ')}
   ${rowsR.flatMap((r) => colsJ.map((j) => `var acc${r}_${j} = vec4<f32>();`)).join('\n  ')}
   // With K % 4 != 0 every block clamps k and zeroes the values past K (cheaper to compile than a
   // separate copy of the block for the tail, and the loads dominate the run time anyway).
-  let K4 = ${c.kTail ? '(K + 3u) / 4u' : 'K / 4u'};
-  for (var k4 = 0u; k4 < K4; k4++) {
-    let k0 = k4 * 4u;
-    ${block(c.kTail)}
-  }
+  ${loops}
   // Epilogue through a local array, so the store code is one loop rather than ${R * J} unrolled copies.
   var tile: array<vec4<f32>, ${R * J}>;
   ${rowsR.flatMap((r) => colsJ.map((j) => `tile[${r * J + j}] = acc${r}_${j};`)).join('\n  ')}
@@ -268,17 +295,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 export function matmulKernelKey(c: MatmulKernelConfig): string {
   const flags = `${c.bias ? 'b' : ''}${c.gelu ? 'g' : ''}${c.residual ? 'r' : ''}${c.pre ? 'p' : ''}`;
-  return `matmul:${c.variant}:${c.rows}x${c.colVecs}x${c.lanes}:a-${c.a}:b-${c.b}:${c.kTail ? 'tail' : 'k4'}:${flags}${c.operands === 'f16' ? ':f16' : ''}`;
+  // 'window' reads B packed, whatever its layout: the layout is the pack kernel's business.
+  const bPart = c.variant === 'window' ? `w${c.windows ?? 1}${c.accIn ? '+' : ''}` : `b-${c.b}`;
+  return `matmul:${c.variant}:${c.rows}x${c.colVecs}x${c.lanes}:a-${c.a}:${bPart}:${c.kTail ? 'tail' : 'k4'}:${flags}${c.operands === 'f16' ? ':f16' : ''}`;
 }
 
 export function matmulKernel(c: MatmulKernelConfig): Kernel {
-  return defineKernel(matmulKernelKey(c), () => ({
-    name: matmulKernelKey(c),
-    source: c.variant === 'tiled' ? tiledSource(c) : blockedSource(c),
-    paramWords: PARAM_WORDS,
-    bindings: storage(buffers(c, c.variant !== 'tiled')).names,
-    halfBindings: c.operands === 'f16' ? ['a', 'b'] : undefined,
-  }));
+  return defineKernel(matmulKernelKey(c), () => {
+    const names = storage(buffers(c, c.variant !== 'tiled')).names;
+    const windows = c.variant === 'window' ? range(c.windows ?? 1).map((w) => `bw${w}`) : [];
+    return {
+      name: matmulKernelKey(c),
+      source: c.variant === 'tiled' ? tiledSource(c) : blockedSource(c),
+      paramWords: c.variant === 'window' ? WINDOW_PARAM_WORDS : PARAM_WORDS,
+      bindings: [...names, ...windows],
+      halfBindings: c.operands === 'f16' ? ['a', 'b'] : undefined,
+    };
+  });
 }
 
 export function matmulParams(
@@ -289,16 +322,79 @@ export function matmulParams(
   b: MatmulOperand,
   biasOffset = 0,
   residualOffset = 0,
+  window?: { kStart: number; kCount: number; col0: number },
 ): Uint32Array {
-  return new Params()
+  const p = new Params()
     .u32(m, n, k)
     .u32(a.offset, a.batchStride, a.rowStride, a.colStride)
     .u32(b.offset, b.batchStride, b.rowStride, b.colStride)
-    .u32(biasOffset, residualOffset)
-    .toArray();
+    .u32(biasOffset, residualOffset);
+  if (window) p.u32(window.kStart, window.kCount, window.col0);
+  return p.toArray();
 }
 
+/** Workgroups of one dispatch ('window': of one column tile and pass). */
 export function matmulWorkgroups(c: MatmulKernelConfig, m: number, n: number, batch: number): [number, number, number] {
   if (c.variant === 'tiled') return [Math.ceil(n / TILE), Math.ceil(m / TILE), batch];
+  if (c.variant === 'window') return [1, Math.ceil(m / c.rows), batch];
   return [Math.ceil(n / (4 * c.colVecs * c.lanes)), Math.ceil(m / c.rows), batch];
+}
+
+// ---- 'window': B packed into uniform windows ----
+
+/** How B [K, N] is packed for 'window' with subgroups of `lanes`: tiles of 4·lanes columns, k padded to whole windows. */
+export function windowPacking(k: number, n: number, lanes: number): { tileCols: number; tiles: number; kPadded: number; windowK: number; floats: number } {
+  const tileCols = 4 * lanes;
+  const wk = windowK(lanes);
+  const kPadded = Math.max(1, Math.ceil(k / wk)) * wk;
+  const tiles = Math.ceil(n / tileCols);
+  return { tileCols, tiles, kPadded, windowK: wk, floats: tiles * kPadded * tileCols };
+}
+
+const PACK_WG = 64;
+// Params: [K, N, bOffset, bRow, bCol, kPadded, vec4s per k (tile columns / 4), total vec4s]
+const PACK_PARAM_WORDS = 8;
+
+/**
+ * packed[t][k][c] = B[k, t·T + c] for t < tiles, k < kPadded, c < T (zero past K or N), as vec4s over c:
+ * the layout the 'window' kernel reads, one 64 KiB window per windowK values of k of a tile.
+ */
+export function matmulPackKernel(half: boolean): Kernel {
+  const key = `matmul_pack_b${half ? ':f16' : ''}`;
+  return defineKernel(key, () => ({
+    name: key,
+    paramWords: PACK_PARAM_WORDS,
+    bindings: ['out', 'b'],
+    halfBindings: half ? ['b'] : undefined,
+    source: `// B [K, N] (any strides) packed into column tiles for the 'window' matmul
+${paramsBlock(PACK_PARAM_WORDS)}
+${storage({ out: ['read_write', 'vec4<f32>'], b: ['read', half ? 'u32' : 'f32'] }).wgsl}
+${linearIndex(PACK_WG)}
+fn ld(k: u32, n: u32) -> f32 {
+  let K = pu(0u); let N = pu(1u);
+  let i = pu(2u) + min(k, K - 1u) * pu(3u) + min(n, N - 1u) * pu(4u);
+  let v = ${half ? 'unpack2x16float(b[i >> 1u])[i & 1u]' : 'b[i]'};
+  return select(0.0, v, k < K && n < N);
+}
+@compute @workgroup_size(${PACK_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(gid, nwg);
+  if (i >= pu(7u)) { return; }
+  let per = pu(6u);
+  let c = (i % per) * 4u;
+  let k = (i / per) % pu(5u);
+  let n = (i / (per * pu(5u))) * per * 4u + c;
+  out[i] = vec4<f32>(ld(k, n), ld(k, n + 1u), ld(k, n + 2u), ld(k, n + 3u));
+}
+`,
+  }));
+}
+
+export function matmulPackParams(k: number, n: number, b: MatmulOperand, lanes: number): { params: Uint32Array; workgroups: [number, number] } {
+  const p = windowPacking(k, n, lanes);
+  const total = p.floats / 4;
+  return {
+    params: new Params().u32(k, n, b.offset, b.rowStride, b.colStride, p.kPadded, p.tileCols / 4, total).toArray(),
+    workgroups: grid1d(total, PACK_WG),
+  };
 }

@@ -1,8 +1,8 @@
 // Batched matrix multiply out[b] = act(A[b]·B[b] + bias) + residual over strided operands (transposed
 // or broadcast operands are read in place), with the epilogue fused into the store.
 //
-// Three kernel families, picked per adapter (see `defaultMatmulVariant`
-// in kernels/matmul-plan.ts):
+// Four kernel families, picked per adapter and call (see `defaultMatmulVariant` and `windowFits` in
+// kernels/matmul-plan.ts):
 // - 'subgroup' (CPU adapters with subgroups, i.e. lavapipe): one workgroup is one subgroup of S lanes
 //   and owns `rows` output rows × 4·S·colVecs columns. Lavapipe (Mesa 25) turns every storage-buffer
 //   load whose address is not a compile-time constant into a per-lane, bounds-checked scalar loop
@@ -10,6 +10,15 @@
 //   number of load instructions, not bytes. Here each lane loads a different row of the A block and
 //   subgroupBroadcast hands the values to all lanes (a register shuffle), so A costs rows/S loads per
 //   step instead of rows; B is loaded as one vec4 of 4 columns per lane and k.
+// - 'window' (lavapipe, products of Linear size with one B for all batches): the 'subgroup' blocking
+//   with B read from uniform buffers instead of storage. A uniform load with a lane-varying index is a
+//   plain gather in Mesa (extract, load, insert per lane), about a third of the instructions of the
+//   storage path; but a uniform binding holds 64 KiB. So B is first packed into column tiles of 4·S
+//   columns, 64 KiB per WINDOW_VEC4S / S values of k (256 at S = 16), and each dispatch covers one
+//   column tile with up to (uniform buffers per stage − 1) windows bound, one copy of the k-loop per
+//   window (a branch choosing the window per block cost more than it saved). K beyond that is done in
+//   passes that add to the output; the epilogue runs in the last. On the ViT-B products this is
+//   1.05–1.3× the 'subgroup' kernel (bench/RESULTS.md).
 // - 'register': the same blocking without subgroups (every lane loads the A rows itself).
 // - 'tiled': for real GPUs, 64×64 tiles staged in workgroup memory by a 16×16 workgroup, 4×4 outputs
 //   per invocation. Barriers are slow on lavapipe (coroutine switches), so it is never picked there.
@@ -29,9 +38,11 @@ import { Tensor } from '../engine/tensor.js';
 import { ShapeError } from '../engine/errors.js';
 import { shapeStr } from '../engine/shape.js';
 import { ELEMENTWISE_OPS, contiguousInput } from './elementwise.js';
+import type { KernelWork } from '../engine/profile-report.js';
+import type { PooledBuffer, UniformWindow } from '../engine/buffer-pool.js';
 import { MAX_WORKGROUPS_PER_DIM, launch } from './wgsl.js';
-import { planMatmul, type MatmulEpilogue, type MatmulOptions } from './matmul-plan.js';
-import { matmulKernel, matmulParams, matmulWorkgroups } from './matmul-wgsl.js';
+import { planMatmul, type MatmulEpilogue, type MatmulKernelConfig, type MatmulOperand, type MatmulOptions } from './matmul-plan.js';
+import { matmulKernel, matmulPackKernel, matmulPackParams, matmulParams, matmulWorkgroups, windowPacking } from './matmul-wgsl.js';
 
 /**
  * act(a·b + bias) + residual for a [..., M, K] and b [..., K, N] with broadcast batch axes. Transposed
@@ -78,11 +89,84 @@ export function matmulFused(a: Tensor, b: Tensor, epilogue: MatmulEpilogue = {},
     // Work: 2 FLOPs per multiply-add; bytes: each operand read once and the output written (the least traffic).
     const operandBytes = p.config.operands === 'f16' ? 2 : 4;
     const work = { flops: 2 * p.batches * p.rows * p.k * p.n, bytes: operandBytes * (srcA.size + srcB.size) + 4 * out.size * (epilogue.residual ? 2 : 1) };
-    launch(matmulKernel(p.config), buffers, matmulParams(p.rows, p.n, p.k, opA, opB, biasOffset, residualOffset), groups, work);
+    launchMatmul(p.config, buffers, { rows: p.rows, n: p.n, k: p.k, batches: p.batches, a: opA, b: opB, biasOffset, residualOffset }, work);
   } finally {
     for (const t of temps) t.dispose();
   }
   return { out, pre };
+}
+
+/** A product as the kernels see it: rows (batches folded in where they can be), operand strides, epilogue offsets. */
+export interface MatmulLaunch {
+  rows: number;
+  n: number;
+  k: number;
+  batches: number;
+  a: MatmulOperand;
+  b: MatmulOperand;
+  biasOffset: number;
+  residualOffset: number;
+}
+
+/**
+ * Records the dispatches of one product with configuration `config` into `buffers` (out, a, b, and
+ * bias, residual, pre as the configuration uses them). The autotuner times its candidates through this.
+ *
+ * 'window' records a pack of B into 64 KiB column-tile windows, then per pass over K (as many windows
+ * as the device lets one dispatch bind) one dispatch per column tile, each binding that tile's windows
+ * as uniform buffers; passes after the first add to the output, and only the last applies the epilogue.
+ */
+export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Record<string, Tensor>>, call: MatmulLaunch, work?: KernelWork): void {
+  const { rows, n, k, batches } = call;
+  if (config.variant !== 'window') {
+    launch(matmulKernel(config), buffers, matmulParams(rows, n, k, call.a, call.b, call.biasOffset, call.residualOffset), matmulWorkgroups(config, rows, n, batches), work);
+    return;
+  }
+  const device = buffers.out.device;
+  const pk = windowPacking(k, n, config.lanes);
+  const packed = device.allocate(pk.floats * 4);
+  try {
+    const pack = matmulPackParams(k, n, call.b, config.lanes);
+    const half = config.operands === 'f16';
+    device.dispatch(matmulPackKernel(half), [packed, buffers.b.storage.buffer], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
+    const windows = config.windows ?? 1;
+    const passes = Math.ceil(pk.kPadded / pk.windowK / windows);
+    const windowBytes = pk.windowK * pk.tileCols * 4;
+    for (let pass = 0; pass < passes; pass++) {
+      const last = pass === passes - 1;
+      const passConfig: MatmulKernelConfig = {
+        ...config,
+        accIn: pass > 0,
+        bias: last && config.bias,
+        gelu: last && config.gelu,
+        residual: last && config.residual,
+        pre: last && config.pre,
+      };
+      const kernel = matmulKernel(passConfig);
+      const kStart = pass * windows * pk.windowK;
+      const kCount = Math.min(k, kStart + windows * pk.windowK) - kStart;
+      const storageList = kernel.bindings.filter((name) => !name.startsWith('bw')).map((name) => {
+        const t = buffers[name];
+        if (!t) throw new ShapeError(`matmul: kernel ${kernel.name} needs a buffer "${name}"`);
+        return t.storage.buffer;
+      });
+      const groups = matmulWorkgroups(passConfig, rows, n, batches);
+      for (let t = 0; t < pk.tiles; t++) {
+        const col0 = t * pk.tileCols;
+        const list: (PooledBuffer | UniformWindow)[] = [...storageList];
+        for (let w = 0; w < windows; w++) {
+          // Windows past the packed k (a last pass with fewer) repeat its last one: bound, never read.
+          const kw = Math.min(kStart + w * pk.windowK, pk.kPadded - pk.windowK);
+          list.push({ window: packed, offset: ((t * pk.kPadded + kw) / pk.windowK) * windowBytes, size: windowBytes });
+        }
+        const cols = Math.min(pk.tileCols, n - col0);
+        const tileWork = work && { flops: 2 * batches * rows * kCount * cols };
+        device.dispatch(kernel, list, matmulParams(rows, n, k, call.a, call.b, call.biasOffset, call.residualOffset, { kStart, kCount, col0 }), groups, tileWork);
+      }
+    }
+  } finally {
+    device.release(packed);
+  }
 }
 
 // ---- CPU references ----

@@ -6,8 +6,8 @@
 //     --outfile=node_modules/.cache/vitgpu-lab/matmul.lab.mjs && node node_modules/.cache/vitgpu-lab/matmul.lab.mjs
 //
 // Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw,fc2-dx,fc1-dw  --configs default,subgroup,
-// register,tiled,subgroup:16x1,register:8x2,register:4x1/strided,...  (rows x column groups; /strided
-// forces scalar loads)  --reps 5  --epilogue (bias+GELU+residual+pre).
+// register,tiled,window,window@w1,subgroup:16x1,register:8x2,register:4x1/strided,...  (rows x column
+// groups; /strided forces scalar loads; @wN caps 'window' at N uniform windows per pass)  --reps 5  --epilogue (bias+GELU+residual+pre).
 //
 // It prints milliseconds and GFLOP/s of the best and the median run, and the rate per CPU time × cores
 // ("cpu-norm"): the lavapipe threads run in this process, so when other jobs share the machine that
@@ -45,6 +45,8 @@ interface Shape {
 const TOKENS = 8 * 197; // ViT-B/16 at batch 8: 1576 tokens
 const SHAPES: Shape[] = [
   { id: '1024', m: 1024, k: 1024, n: 1024, aT: false, bT: false, what: 'A·B, both contiguous' },
+  { id: 'k256', m: TOKENS, k: 256, n: 2304, aT: false, bT: true, what: 'x·Wᵀ with one window of k' },
+  { id: 'qkv4', m: 4 * TOKENS, k: 768, n: 2304, aT: false, bT: true, what: 'x·Wᵀ (qkv) at 4× the tokens' },
   { id: 'qkv', m: TOKENS, k: 768, n: 2304, aT: false, bT: true, what: 'x·Wᵀ (qkv)' },
   { id: 'proj', m: TOKENS, k: 768, n: 768, aT: false, bT: true, what: 'x·Wᵀ (attention proj)' },
   { id: 'fc1', m: TOKENS, k: 768, n: 3072, aT: false, bT: true, what: 'x·Wᵀ (MLP fc1)' },
@@ -62,6 +64,13 @@ function arg(name: string, fallback: string): string {
 
 /** 'default' | variant | variant:rowsxcolVecs, and '/strided' to force scalar strided loads. */
 function parseConfig(spec: string): MatmulOptions {
+  const [main, windows] = spec.split('@w');
+  const opts = parseBlocking(main);
+  if (windows) opts.windows = Number(windows);
+  return opts;
+}
+
+function parseBlocking(spec: string): MatmulOptions {
   const [body, suffix] = spec.split('/');
   if (suffix && suffix !== 'strided') throw new Error(`unknown config suffix /${suffix}`);
   const forceStrided = suffix === 'strided';

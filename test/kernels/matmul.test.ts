@@ -12,6 +12,8 @@ import {
   defaultMatmulVariant,
   fixedSubgroupSize,
   matmulPlan,
+  maxWindows,
+  windowK,
   type MatmulEpilogue,
   type MatmulKernelConfig,
   type MatmulOptions,
@@ -118,11 +120,13 @@ const SHAPES: [number, number, number][] = [
   [197, 768, 96],
 ];
 
-const VARIANTS: MatmulVariantName[] = ['subgroup', 'register', 'tiled'];
+const VARIANTS: MatmulVariantName[] = ['subgroup', 'register', 'tiled', 'window'];
 
 describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
-  /** The 'subgroup' variant needs subgroups of a fixed size; skip it on adapters without. */
-  const supported = () => variant !== 'subgroup' || fixedSubgroupSize(device) !== null;
+  /** 'subgroup' and 'window' need subgroups of a fixed size; skip them on adapters without. */
+  const supported = () => (variant !== 'subgroup' && variant !== 'window') || fixedSubgroupSize(device) !== null;
+  /** 'window' packs one B for all batches: batched B operands are for the other variants. */
+  const batchedB = (c: Case) => (variant === 'window' && c.batchB ? Promise.resolve() : check(variant, c));
 
   it.for(SHAPES)('%i×%i×%i (M×K×N) matches the CPU reference', async ([m, k, n], { skip }) => {
     if (!supported()) skip();
@@ -155,7 +159,7 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
   });
 
   it('other blockings: more column groups, other row counts', async ({ skip }) => {
-    if (!supported() || variant === 'tiled') skip();
+    if (!supported() || variant === 'tiled' || variant === 'window') skip();
     const lanes = variant === 'subgroup' ? fixedSubgroupSize(device)! : 8;
     const wide = { rows: 2 * lanes, colVecs: 2 };
     let plan = await check(variant, { m: 70, k: 44, n: 75 }, {}, wide);
@@ -172,7 +176,7 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
   it('batched: broadcast batch axes, flattened or copied', async ({ skip }) => {
     if (!supported()) skip();
     // B broadcast over a leading axis: its batch strides (0, K·N) don't flatten, so B is copied.
-    await check(variant, { m: 11, k: 13, n: 9, batchA: [2, 3], batchB: [3] });
+    await batchedB({ m: 11, k: 13, n: 9, batchA: [2, 3], batchB: [3] });
     // B 2-D, A contiguous: the batch is folded into A's rows ([4, 20, 16] read as [80, 16]).
     const plan = await check(variant, { m: 20, k: 16, n: 24, batchA: [4] });
     expect([plan.a, plan.b]).toEqual(['k4', 'n4']);
@@ -180,8 +184,8 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
     // Rows that don't run on across batches (a transposed batch) are not folded.
     await check(variant, { m: 12, k: 8, n: 20, batchA: [3], aT: true }, { residual: true });
     // Transposed batched views.
-    await check(variant, { m: 12, k: 8, n: 20, batchA: [3], batchB: [3], aT: true, bT: true });
-    await check(variant, { m: 5, k: 7, n: 6, batchA: [2, 1], batchB: [1, 3], bT: true });
+    await batchedB({ m: 12, k: 8, n: 20, batchA: [3], batchB: [3], aT: true, bT: true });
+    await batchedB({ m: 5, k: 7, n: 6, batchA: [2, 1], batchB: [1, 3], bT: true });
   });
 
   it.for<EpilogueCase>([
@@ -202,6 +206,43 @@ describe.each(VARIANTS)("matmul kernel variant '%s'", (variant) => {
   ])('fused epilogue %o (strided operands, k tail)', async (e, { skip }) => {
     if (!supported()) skip();
     await check(variant, { m: 19, k: 21, n: 23, bT: true }, e);
+  });
+});
+
+describe("matmul 'window': B in uniform windows, K in passes", () => {
+  const lanes = () => fixedSubgroupSize(device);
+
+  it.for<[string, Case, EpilogueCase]>([
+    ['k4 · k4 (x·Wᵀ), whole epilogue', { m: 70, k: 0, n: 75, bT: true }, { bias: true, gelu: true, residual: true, pre: true }],
+    ['m4 · n4 (Xᵀ·dY), k tail', { m: 68, k: 3, n: 40, aT: true }, { bias: true }],
+    ['strided · strided, k tail, GELU', { m: 37, k: 1, n: 19, aT: true, bT: true }, { gelu: true, pre: true }],
+    ['batched A, one B', { m: 20, k: 0, n: 24, batchA: [3], aT: true }, { residual: true }],
+  ])('%s: one window per pass over K of several windows', async ([, c, e], { skip }) => {
+    const s = lanes();
+    if (!s) skip();
+    // Three windows' worth of k (and the case's tail): three passes, the last with the epilogue.
+    const k = 3 * windowK(s!) - 8 + c.k;
+    const plan = await check('window', { ...c, k }, e, { windows: 1 });
+    expect(plan).toMatchObject({ variant: 'window', windows: 1 });
+    const two = await check('window', { ...c, k }, e, { windows: 2 });
+    expect(two.windows).toBe(2);
+  });
+
+  it('is the rule on CPU adapters with one subgroup size, for Linear-sized products with one B', () => {
+    const x = device.zeros([2, 197, 256]);
+    const w = device.zeros([192, 256]);
+    const plan = matmulPlan(x, w.transpose());
+    if (device.isCpuAdapter && fixedSubgroupSize(device)) {
+      expect(plan.variant).toBe('window');
+      // As many windows per pass as the device's uniform buffers allow (one holds the params).
+      expect(plan.windows).toBe(Math.min(Math.ceil(256 / windowK(fixedSubgroupSize(device)!)), maxWindows(device)));
+    } else expect(plan.variant).not.toBe('window');
+    // A small product, or one B per batch, keeps the others.
+    expect(matmulPlan(device.zeros([8, 64]), device.zeros([64, 16])).variant).not.toBe('window');
+    const batched = matmulPlan(device.zeros([4, 128, 128]), device.zeros([4, 128, 128]));
+    expect(batched.variant).not.toBe('window');
+    expect(() => matmulPlan(device.zeros([4, 8, 8]), device.zeros([4, 8, 8]), {}, { variant: 'window' })).toThrow(fixedSubgroupSize(device) ? /one B for all 4 batches/ : /fixed subgroup size/);
+    for (const t of [x, w]) t.dispose();
   });
 });
 
@@ -259,8 +300,19 @@ describe('matmul kernel configurations compile', () => {
   // Every variant in every A × B operand layout, with the whole epilogue (bias, GELU, residual,
   // pre-activation) and with a k tail where the layouts allow one.
   it.for(VARIANTS)("'%s': every operand layout", { timeout: 600_000 }, async (variant, { skip }) => {
-    const lanes = variant === 'subgroup' ? fixedSubgroupSize(device) : variant === 'tiled' ? 256 : 8;
+    const lanes = variant === 'subgroup' || variant === 'window' ? fixedSubgroupSize(device) : variant === 'tiled' ? 256 : 8;
     if (!lanes) skip();
+    if (variant === 'window') {
+      // B is read packed whatever its layout: every A layout, one window or several, first pass or later.
+      const configs: MatmulKernelConfig[] = [];
+      for (const a of ['k4', 'm4', 'strided'] as const) {
+        for (const [windows, accIn] of [[1, false], [3, true]] as const) {
+          configs.push({ variant, lanes: lanes!, rows: 2 * lanes!, colVecs: 1, a, b: 'n4', kTail: a !== 'k4', windows, accIn, bias: true, gelu: true, residual: true, pre: true });
+        }
+      }
+      expect(await expectCompiles(device, configs.map(matmulKernel))).toBe(configs.length);
+      return;
+    }
     const base = { variant, lanes: lanes!, bias: true, gelu: true, residual: true, pre: true };
     const blocking = variant === 'tiled' ? { rows: 64, colVecs: 16 } : { rows: variant === 'subgroup' ? 2 * lanes! : 8, colVecs: 1 };
     const configs: MatmulKernelConfig[] = [];
