@@ -77,12 +77,12 @@ export const TILE = 64;
 export const TILE_WG = 16;
 
 /**
- * The 'window' variant: B is packed per column tile of 4·S columns into 64 KiB uniform windows
- * (4096 vec4s), each holding WINDOW_VEC4S / S values of k for the tile's columns (256 at S = 16).
+ * The 'window' variant: B is packed per column tile of 4·S·colVecs columns into 64 KiB uniform
+ * windows (4096 vec4s), each holding WINDOW_VEC4S / (S·colVecs) values of k (256 at S = 16, 1 vec4).
  */
 export const WINDOW_VEC4S = 4096;
-/** Values of k one window holds for a tile of 4·lanes columns. */
-export const windowK = (lanes: number): number => WINDOW_VEC4S / lanes;
+/** Values of k one window holds for a tile of 4·`tileVec4s` columns (lanes × column vec4s). */
+export const windowK = (tileVec4s: number): number => WINDOW_VEC4S / tileVec4s;
 /** Smallest product (rows·k·n multiply-adds) for which the rules pick 'window': packing B costs a pass over it. */
 export const WINDOW_MIN_MACS = 2 ** 22;
 
@@ -174,13 +174,14 @@ export function matmulConfig(
   const bl = options.forceStrided ? 'strided' : bLayout(b, k);
   if (variant === 'tiled') lanes = TILE_WG * TILE_WG;
   const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant === 'window' ? 'subgroup' : variant, m, lanes);
-  const colVecs = variant === 'tiled' ? TILE / 4 : variant === 'window' ? 1 : options.colVecs ?? 1;
+  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? 1;
   if ((variant === 'subgroup' || variant === 'window') && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
   if (variant === 'register' && al === 'm4' && rows % 4 !== 0) al = 'strided';
   const kTail = k % 4 !== 0;
   const config: MatmulKernelConfig = { variant, rows, colVecs, lanes, a: al, b: bl, kTail, ...epilogue };
   if (variant === 'window') {
-    const total = Math.max(1, Math.ceil(k / windowK(lanes)));
+    if (WINDOW_VEC4S % (lanes * colVecs) !== 0) throw new ShapeError(`matmul: 'window' tiles of ${lanes}×${colVecs} vec4s don't divide a window of ${WINDOW_VEC4S}`);
+    const total = Math.max(1, Math.ceil(k / windowK(lanes * colVecs)));
     const most = Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)));
     config.windows = Math.ceil(total / Math.ceil(total / most));
   }

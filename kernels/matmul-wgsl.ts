@@ -77,7 +77,7 @@ function blockedSource(c: MatmulKernelConfig): string {
   const win = c.variant === 'window';
   const share = c.variant === 'subgroup' || win;
   const W = c.windows ?? 1;
-  const KW4 = windowK(S) / 4; // blocks of 4 k's per window
+  const KW4 = windowK(S * J) / 4; // blocks of 4 k's per window
   const G = share ? R / S : 0; // A loads per k-block in the shared layouts
   const rowsR = range(R);
   const colsJ = range(J);
@@ -160,8 +160,13 @@ function blockedSource(c: MatmulKernelConfig): string {
     // B values: b{kk}_{j} = vec4 of the 4 columns of group j at k0 + kk
     if (win) {
       // Window `window` holds k in [kStart + window·KW, kStart + (window+1)·KW) as [k][lane] vec4s.
-      out.push(`let kl = q * ${4 * S}u + lane;`);
-      for (let kk = 0; kk < 4; kk++) out.push(`let b${kk}_0 = bw${window}[kl${kk ? ` + ${kk * S}u` : ''}];`);
+      out.push(`let kl = q * ${4 * S * J}u + lane;`);
+      for (const j of colsJ) {
+        for (let kk = 0; kk < 4; kk++) {
+          const off = kk * S * J + j * S;
+          out.push(`let b${kk}_${j} = bw${window}[kl${off ? ` + ${off}u` : ''}];`);
+        }
+      }
     }
     for (const j of win ? [] : colsJ) {
       if (c.b === 'n4') {
@@ -342,10 +347,10 @@ export function matmulWorkgroups(c: MatmulKernelConfig, m: number, n: number, ba
 
 // ---- 'window': B packed into uniform windows ----
 
-/** How B [K, N] is packed for 'window' with subgroups of `lanes`: tiles of 4·lanes columns, k padded to whole windows. */
-export function windowPacking(k: number, n: number, lanes: number): { tileCols: number; tiles: number; kPadded: number; windowK: number; floats: number } {
-  const tileCols = 4 * lanes;
-  const wk = windowK(lanes);
+/** How B [K, N] is packed for 'window' with tiles of `tileVec4s` vec4s (lanes × column vec4s), k padded to whole windows. */
+export function windowPacking(k: number, n: number, tileVec4s: number): { tileCols: number; tiles: number; kPadded: number; windowK: number; floats: number } {
+  const tileCols = 4 * tileVec4s;
+  const wk = windowK(tileVec4s);
   const kPadded = Math.max(1, Math.ceil(k / wk)) * wk;
   const tiles = Math.ceil(n / tileCols);
   return { tileCols, tiles, kPadded, windowK: wk, floats: tiles * kPadded * tileCols };
@@ -390,8 +395,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }));
 }
 
-export function matmulPackParams(k: number, n: number, b: MatmulOperand, lanes: number): { params: Uint32Array; workgroups: [number, number] } {
-  const p = windowPacking(k, n, lanes);
+export function matmulPackParams(k: number, n: number, b: MatmulOperand, tileVec4s: number): { params: Uint32Array; workgroups: [number, number] } {
+  const p = windowPacking(k, n, tileVec4s);
   const total = p.floats / 4;
   return {
     params: new Params().u32(k, n, b.offset, b.rowStride, b.colStride, p.kPadded, p.tileCols / 4, total).toArray(),

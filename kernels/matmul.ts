@@ -123,10 +123,10 @@ export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Recor
     return;
   }
   const device = buffers.out.device;
-  const pk = windowPacking(k, n, config.lanes);
+  const pk = windowPacking(k, n, config.lanes * config.colVecs);
   const packed = device.allocate(pk.floats * 4);
   try {
-    const pack = matmulPackParams(k, n, call.b, config.lanes);
+    const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs);
     const half = config.operands === 'f16';
     device.dispatch(matmulPackKernel(half), [packed, buffers.b.storage.buffer], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
     const windows = config.windows ?? 1;

@@ -228,6 +228,15 @@ describe("matmul 'window': B in uniform windows, K in passes", () => {
     expect(two.windows).toBe(2);
   });
 
+  it('two column vec4s per lane: tiles twice as wide, windows half as deep', async ({ skip }) => {
+    const s = lanes();
+    if (!s) skip();
+    const k = windowK(2 * s!) + 20;
+    const plan = await check('window', { m: 50, k, n: 3 * 8 * s! + 5, bT: true }, { bias: true, residual: true }, { rows: s!, colVecs: 2, windows: 1 });
+    expect(plan).toMatchObject({ variant: 'window', rows: s, colVecs: 2, windows: 1 });
+    await check('window', { m: 37, k: k + 1, n: 70, aT: true }, { gelu: true, pre: true }, { rows: 2 * s!, colVecs: 2 });
+  });
+
   it('is the rule on CPU adapters with one subgroup size, for Linear-sized products with one B', () => {
     const x = device.zeros([2, 197, 256]);
     const w = device.zeros([192, 256]);
