@@ -190,14 +190,8 @@ export function matmulConfig(
 
 // ---- autotuning hook ----
 
-/** A call as the autotuner sees it (kernels/matmul-tune.ts): the kernel's rows, batches and operand strides. */
-export interface MatmulCall {
-  rows: number;
-  k: number;
-  n: number;
-  batches: number;
-  a: MatmulOperand;
-  b: MatmulOperand;
+/** A call as the autotuner sees it (kernels/matmul-tune.ts): the kernel's shape and strides, and the epilogue. */
+export interface MatmulCall extends MatmulShape {
   flags: { bias: boolean; gelu: boolean; residual: boolean; pre: boolean };
 }
 
