@@ -144,7 +144,11 @@ async function matmul(device: GPUDevice): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const adapter = await create([]).requestAdapter();
+  // Keep the GPU instance referenced: once it is garbage-collected, Dawn tears the device down and
+  // the process exits silently in the middle of a wait.
+  const gpu = create([]);
+  (globalThis as { vitgpuLabGpu?: unknown }).vitgpuLabGpu = gpu;
+  const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error('no WebGPU adapter');
   const device = await adapter.requestDevice({ requiredFeatures: ['subgroups'] as GPUFeatureName[] });
   console.log(`adapter: ${adapter.info.vendor} / ${adapter.info.architecture} / ${adapter.info.description}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

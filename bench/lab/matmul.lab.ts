@@ -15,15 +15,15 @@
 // sync; every configuration is first run once (pipeline compile) and checked on sampled entries
 // against an f64 dot product, then the configurations' timed runs are interleaved.
 
-// Last run on an idle machine (lavapipe, Mesa 25.0.7 / LLVM 15, 2 AMD EPYC cores), --reps 5, default
-// choice ('subgroup', 32 rows × 32 columns per workgroup of 8), GFLOP/s of the best / median run:
-//   1024³ 26.0 / 22.3   qkv 30.6 / 24.9   proj 23.9 / 22.0   fc1 31.2 / 27.2   fc2 31.4 / 27.5
-//   fc1-dx 22.8 / 21.1  fc2-dw 30.9 / 25.2
-// At 1024³: subgroup 16x1 18.9, register 8x1 5.5, register with scalar loads 2.9, tiled 2.8-3.7; the
-// kernel this replaced (4×4 per invocation, scalar strided loads) 5.9. The whole epilogue (bias, GELU,
-// residual, pre-activation) costs nothing measurable: back to back, 1024³ 25.2 plain / 27.6 fused,
-// qkv 27.8 / 30.8, fc2 29.9 / 34.5 (best runs; the spread between runs is larger than the difference).
-// tfjs-backend-webgpu reaches about 5.1 and jax-js 4.8 at 1024³ here (../shared/docs/WEBGPU-LINUX.md).
+// Last runs (lavapipe at 512-bit vectors, Mesa 25.0.7 / LLVM 15, 2 AMD EPYC cores, nothing else running,
+// 2026-11-30 08:55 UTC, a fast phase of this host), `--configs subgroup,window`, GFLOP/s median:
+//   1024³ 55.8 / 58.4   qkv 54.4 / 63.7   fc1 51.2 / 59.1   fc2 52.8 / 61.3   fc1-dx 50.2 / 64.9
+//   fc2-dw 58.0 / 61.1  fc1-dw 49.6 / 65.2
+// The host's speed drifts by up to 2× within minutes (1024³ 'subgroup' 28.7 at 09:16), so compare
+// configurations only within one run. The 'window' variant's design and what it replaced:
+// bench/RESULTS.md ("Speed work of 2026-11-30 08:30–09:20"). Earlier, at 256-bit vectors: 'subgroup'
+// 32 rows × 32 columns 26.0 at 1024³; 'register' 8x1 5.5; 'tiled' 2.8-3.7; tfjs-backend-webgpu about
+// 5 and jax-js 5 at 1024³ (../shared/docs/WEBGPU-LINUX.md).
 
 import { availableParallelism, loadavg } from 'node:os';
 import { createNodeDevice, type Device, type Tensor } from '../../engine/node.js';
