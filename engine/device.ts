@@ -309,16 +309,11 @@ export class Device {
 
     const pipeline = this.pipeline(kernel);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformRing, offset, size: paramBytes } }];
-    for (let i = 0; i < buffers.length; i++) {
-      const b = buffers[i];
-      if ('window' in b) {
-        b.window.lastBatch = this.batchId;
-        entries.push({ binding: i + 1, resource: { buffer: b.window.buffer, offset: b.offset, size: b.size } });
-      } else {
-        b.lastBatch = this.batchId;
-        entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
-      }
-    }
+    buffers.forEach((b, i) => {
+      const pb = 'window' in b ? b.window : b;
+      pb.lastBatch = this.batchId;
+      entries.push({ binding: i + 1, resource: 'window' in b ? { buffer: pb.buffer, offset: b.offset, size: b.size } : { buffer: pb.buffer } });
+    });
     const bindGroup = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     // Profiled, each dispatch gets a pass of its own (its timestampWrites bracket the one dispatch).
     const pass = profiler ? this.commandEncoder().beginComputePass(profiler.passFor(kernel.name, work)) : this.computePass();
