@@ -141,11 +141,14 @@ export interface MatmulShape {
 
 /**
  * Whether the rules pick 'window' (see kernels/matmul.ts): a CPU adapter with one fixed subgroup
- * size, one B for every batch (a Linear weight, or activations in dW), and a product big enough that
- * packing B pays.
+ * size, one B for every batch (a Linear weight, or activations in dW), a product big enough that
+ * packing B pays, and rows for at least 4 workgroups (a dispatch covers one column tile: with fewer
+ * row blocks than that, cores would sit idle).
  */
 export function windowFits(device: MatmulDeviceCaps, shape: MatmulShape): boolean {
-  return device.isCpuAdapter && !!fixedSubgroupSize(device) && (shape.batches === 1 || shape.b.batchStride === 0) && shape.rows * shape.k * shape.n >= WINDOW_MIN_MACS;
+  const s = fixedSubgroupSize(device);
+  if (!device.isCpuAdapter || !s || (shape.batches > 1 && shape.b.batchStride !== 0)) return false;
+  return shape.rows * shape.k * shape.n >= WINDOW_MIN_MACS && shape.rows >= 4 * defaultRows('subgroup', shape.rows, s);
 }
 
 /** Uniform windows one 'window' pass may bind: the device's uniform buffers per stage, less the params. */

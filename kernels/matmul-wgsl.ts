@@ -2,7 +2,7 @@
 // it): 'subgroup' and 'register' (blockedSource) and 'tiled' (tiledSource), with the epilogue (bias,
 // GELU, residual, pre-activation store) fused into the store. Why they look as they do: kernels/matmul.ts.
 
-import { ERF_WGSL, Params, defineKernel, grid1d, linearIndex, paramsBlock, storage, type Kernel, type StorageSpec } from './wgsl.js';
+import { ERF_WGSL, Params, defineKernel, paramsBlock, storage, type Kernel, type StorageSpec } from './wgsl.js';
 import { TILE, TILE_WG, WINDOW_VEC4S, windowK, type MatmulKernelConfig, type MatmulOperand } from './matmul-plan.js';
 
 // Params: [M, N, K, aOffset, aBatch, aRow, aCol, bOffset, bBatch, bRow, bCol, biasOffset, residualOffset]
@@ -356,9 +356,12 @@ export function windowPacking(k: number, n: number, tileVec4s: number): { tileCo
   return { tileCols, tiles, kPadded, windowK: wk, floats: tiles * kPadded * tileCols };
 }
 
-const PACK_WG = 64;
-// Params: [K, N, bOffset, bRow, bCol, kPadded, vec4s per k (tile columns / 4), total vec4s]
-const PACK_PARAM_WORDS = 8;
+// A (PACK_X × PACK_Y) workgroup per block of vec4 columns × k's of one tile: the indices come from
+// the invocation ids (an integer division per lane is a scalar loop of divides on lavapipe).
+const PACK_X = 8;
+const PACK_Y = 8;
+// Params: [K, N, bOffset, bRow, bCol, kPadded, vec4s per k (tile columns / 4)]
+const PACK_PARAM_WORDS = 7;
 
 /**
  * packed[t][k][c] = B[k, t·T + c] for t < tiles, k < kPadded, c < T (zero past K or N), as vec4s over c:
@@ -374,32 +377,29 @@ export function matmulPackKernel(half: boolean): Kernel {
     source: `// B [K, N] (any strides) packed into column tiles for the 'window' matmul
 ${paramsBlock(PACK_PARAM_WORDS)}
 ${storage({ out: ['read_write', 'vec4<f32>'], b: ['read', half ? 'u32' : 'f32'] }).wgsl}
-${linearIndex(PACK_WG)}
 fn ld(k: u32, n: u32) -> f32 {
   let K = pu(0u); let N = pu(1u);
   let i = pu(2u) + min(k, K - 1u) * pu(3u) + min(n, N - 1u) * pu(4u);
   let v = ${half ? 'unpack2x16float(b[i >> 1u])[i & 1u]' : 'b[i]'};
   return select(0.0, v, k < K && n < N);
 }
-@compute @workgroup_size(${PACK_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg);
-  if (i >= pu(7u)) { return; }
+@compute @workgroup_size(${PACK_X}, ${PACK_Y})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let per = pu(6u);
-  let c = (i % per) * 4u;
-  let k = (i / per) % pu(5u);
-  let n = (i / (per * pu(5u))) * per * 4u + c;
-  out[i] = vec4<f32>(ld(k, n), ld(k, n + 1u), ld(k, n + 2u), ld(k, n + 3u));
+  let c4 = gid.x; let k = gid.y; let t = gid.z;
+  if (c4 >= per) { return; }
+  let n = (t * per + c4) * 4u;
+  out[(t * pu(5u) + k) * per + c4] = vec4<f32>(ld(k, n), ld(k, n + 1u), ld(k, n + 2u), ld(k, n + 3u));
 }
 `,
   }));
 }
 
-export function matmulPackParams(k: number, n: number, b: MatmulOperand, tileVec4s: number): { params: Uint32Array; workgroups: [number, number] } {
+export function matmulPackParams(k: number, n: number, b: MatmulOperand, tileVec4s: number): { params: Uint32Array; workgroups: [number, number, number] } {
   const p = windowPacking(k, n, tileVec4s);
-  const total = p.floats / 4;
   return {
-    params: new Params().u32(k, n, b.offset, b.rowStride, b.colStride, p.kPadded, p.tileCols / 4, total).toArray(),
-    workgroups: grid1d(total, PACK_WG),
+    params: new Params().u32(k, n, b.offset, b.rowStride, b.colStride, p.kPadded, p.tileCols / 4).toArray(),
+    // kPadded is a whole number of windows, a multiple of PACK_Y.
+    workgroups: [Math.ceil(p.tileCols / 4 / PACK_X), p.kPadded / PACK_Y, p.tiles],
   };
 }

@@ -10,7 +10,7 @@
 //   number of load instructions, not bytes. Here each lane loads a different row of the A block and
 //   subgroupBroadcast hands the values to all lanes (a register shuffle), so A costs rows/S loads per
 //   step instead of rows; B is loaded as one vec4 of 4 columns per lane and k.
-// - 'window' (lavapipe, products of Linear size with one B for all batches): the 'subgroup' blocking
+// - 'window' (lavapipe, products of Linear size with 4+ row blocks and one B for all batches): the 'subgroup' blocking
 //   with B read from uniform buffers instead of storage. A uniform load with a lane-varying index is a
 //   plain gather in Mesa (extract, load, insert per lane), about a third of the instructions of the
 //   storage path; but a uniform binding holds 64 KiB. So B is first packed into column tiles of 4·S
@@ -127,6 +127,9 @@ export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Recor
   const packed = device.allocate(pk.floats * 4);
   try {
     const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs);
+    if (pack.workgroups.some((g) => g > MAX_WORKGROUPS_PER_DIM)) {
+      throw new ShapeError(`matmul: packing B [${k}, ${n}] for the 'window' variant needs ${pack.workgroups.join('×')} workgroups, over the ${MAX_WORKGROUPS_PER_DIM} per dimension WebGPU allows; pass { variant: 'subgroup' }`);
+    }
     const half = config.operands === 'f16';
     device.dispatch(matmulPackKernel(half), [packed, buffers.b.storage.buffer], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
     const windows = config.windows ?? 1;

@@ -246,8 +246,9 @@ describe("matmul 'window': B in uniform windows, K in passes", () => {
       // As many windows per pass as the device's uniform buffers allow (one holds the params).
       expect(plan.windows).toBe(Math.min(Math.ceil(256 / windowK(fixedSubgroupSize(device)!)), maxWindows(device)));
     } else expect(plan.variant).not.toBe('window');
-    // A small product, or one B per batch, keeps the others.
+    // A small product, one with rows for fewer than 4 workgroups, or one B per batch, keeps the others.
     expect(matmulPlan(device.zeros([8, 64]), device.zeros([64, 16])).variant).not.toBe('window');
+    expect(matmulPlan(device.zeros([100, 1024]), device.zeros([1024, 512])).variant).not.toBe('window');
     const batched = matmulPlan(device.zeros([4, 128, 128]), device.zeros([4, 128, 128]));
     expect(batched.variant).not.toBe('window');
     expect(() => matmulPlan(device.zeros([4, 8, 8]), device.zeros([4, 8, 8]), {}, { variant: 'window' })).toThrow(fixedSubgroupSize(device) ? /one B for all 4 batches/ : /fixed subgroup size/);
