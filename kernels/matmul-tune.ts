@@ -1,6 +1,7 @@
 // The matmul kernels as an autotuned family (kernels/tune.ts): the search space (variant, rows per
-// workgroup, column vec4s per invocation, lanes; 'window' as one candidate), the shape class, and timing on scratch operands of
-// a call's real shape and layouts. Importing this module installs the hook planMatmul consults.
+// workgroup, column vec4s per invocation, lanes; 'window' as one candidate), the shape class, and
+// timing on scratch operands of a call's real shape and layouts. Importing this module installs the
+// hook planMatmul consults.
 
 import type { Device } from '../engine/device.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -36,8 +37,8 @@ export function matmulCandidateOptions(id: string): MatmulOptions {
 
 /**
  * The search space on `device`, before the per-shape limits: 'subgroup' at S, 2S and 4S rows (a fixed
- * subgroup size S) and 1 or 2 column vec4s; 'register' at 4 or 8 rows, 1 or 2 column vec4s, 8 or 32
- * lanes; 'tiled' where a workgroup may have 256 invocations.
+ * subgroup size S) and 1 or 2 column vec4s; 'window' on CPU adapters with such an S; 'register' at 4
+ * or 8 rows, 1 or 2 column vec4s, 8 or 32 lanes; 'tiled' where a workgroup may have 256 invocations.
  */
 export function matmulSearchSpace(device: Pick<Device, 'subgroups' | 'info' | 'isCpuAdapter'>): string[] {
   const ids: string[] = [];
