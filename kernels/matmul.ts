@@ -11,14 +11,15 @@
 //   subgroupBroadcast hands the values to all lanes (a register shuffle), so A costs rows/S loads per
 //   step instead of rows; B is loaded as one vec4 of 4 columns per lane and k.
 // - 'window' (lavapipe, products of Linear size with 4+ row blocks and one B for all batches): the
-//   'subgroup' blocking with B read from uniform buffers instead of storage. A uniform load with a lane-varying index is a
-//   plain gather in Mesa (extract, load, insert per lane), about a third of the instructions of the
-//   storage path; but a uniform binding holds 64 KiB. So B is first packed into column tiles of
-//   4·S·colVecs columns, 64 KiB per WINDOW_VEC4S / (S·colVecs) values of k (256 at S = 16, colVecs 1), and each dispatch covers one
-//   column tile with up to (uniform buffers per stage − 1) windows bound, one copy of the k-loop per
-//   window (a branch choosing the window per block cost more than it saved). K beyond that is done in
-//   passes that add to the output; the epilogue runs in the last. On the ViT-B products this is
-//   1.05–1.3× the 'subgroup' kernel (bench/RESULTS.md).
+//   'subgroup' blocking with B read from uniform buffers instead of storage. A uniform load with a
+//   lane-varying index is a plain gather in Mesa (extract, load, insert per lane), about a third of
+//   the instructions of the storage path; but a uniform binding holds 64 KiB. So B is first packed
+//   into column tiles of 4·S·colVecs columns, 64 KiB per WINDOW_VEC4S / (S·colVecs) values of k (256
+//   at S = 16, colVecs 1), and each dispatch covers one column tile with up to (uniform buffers per
+//   stage − 1) windows bound, one copy of the k-loop per window (a branch choosing the window per
+//   block cost more than it saved). K beyond that is done in passes that add to the output; the
+//   epilogue runs in the last. On the ViT-B products this is 1.05–1.3× the 'subgroup' kernel
+//   (bench/RESULTS.md).
 // - 'register': the same blocking without subgroups (every lane loads the A rows itself).
 // - 'tiled': for real GPUs, 64×64 tiles staged in workgroup memory by a 16×16 workgroup, 4×4 outputs
 //   per invocation. Barriers are slow on lavapipe (coroutine switches), so it is never picked there.
