@@ -54,6 +54,8 @@ export interface MemoryStats {
   peakHeldBytes: number;
   liveBuffers: number;
   pooledBuffers: number;
+  /** Of liveBytes, the bytes kept derived from unchanged buffers (packed weights: engine/derived.ts). */
+  derivedBytes?: number;
 }
 
 const MIN_BYTES = 256;

@@ -3,6 +3,8 @@
 // engine/node.ts) and imports nothing from Node.
 
 import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, type UniformWindow, sizeClass } from './buffer-pool.js';
+import { describeAdapterInfo, envValue, isCpuAdapterInfo, type DeviceInfo } from './adapter-info.js';
+import { DerivedCache } from './derived.js';
 import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError, VitgpuError } from './errors.js';
 import { Profiler, type KernelWork, type ProfileOptions, type ProfileSession } from './profiler.js';
 
@@ -19,6 +21,8 @@ export interface DeviceOptions {
   withoutFeatures?: readonly string[];
   /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
   debugWgsl?: boolean | string;
+  /** Bytes kept of buffers derived from unchanged ones (packed matmul weights); 0 keeps none. Default: VITGPU_DERIVED_MB MiB, else 1 GiB. */
+  maxDerivedBytes?: number;
 }
 
 /** What the device needs of a kernel to build and launch it (kernels/wgsl.ts makes them). */
@@ -37,16 +41,7 @@ export interface SubgroupSizes {
   maxSize: number;
 }
 
-export interface DeviceInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  isFallbackAdapter: boolean;
-  /** The optional features we asked for and got. */
-  features: string[];
-  limits: Record<string, number>;
-}
+export { describeAdapterInfo, envValue, isCpuAdapterInfo, type DeviceInfo } from './adapter-info.js';
 
 /** Optional features worth having, requested whenever the adapter offers them. */
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -66,28 +61,6 @@ const RAISED_LIMITS = [
 ] as const;
 
 const REPORTED_LIMITS = [...RAISED_LIMITS, 'maxUniformBufferBindingSize', 'minUniformBufferOffsetAlignment'] as const;
-
-/** Reads an environment flag in Node, nothing in a browser (no import of `process`). */
-export function envValue(name: string): string | undefined {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  const v = proc?.env?.[name];
-  return v === '' ? undefined : v;
-}
-
-export function describeAdapterInfo(info: GPUAdapterInfo | undefined): string {
-  if (!info) return 'unknown adapter';
-  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
-  return parts.length ? [...new Set(parts)].join(' / ') : 'unnamed adapter';
-}
-
-/** True for adapters that are really CPUs (lavapipe/llvmpipe, SwiftShader, fallback adapters). */
-export function isCpuAdapterInfo(info: DeviceInfo): boolean {
-  return (
-    info.architecture === 'software' ||
-    info.isFallbackAdapter ||
-    /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`)
-  );
-}
 
 export async function createDevice(gpu: GPU | undefined | null, options: DeviceOptions = {}): Promise<Device> {
   if (!gpu) {
@@ -143,6 +116,8 @@ const UNIFORM_RING_BYTES = 256 * 1024;
  */
 export class Device {
   readonly pool: BufferPool;
+  /** Buffers derived from others while those are unchanged (engine/derived.ts); told of every write. */
+  readonly derived: DerivedCache;
   /** The adapter is a CPU (software rasterizer or fallback): kernels pick CPU-friendly variants. */
   readonly isCpuAdapter: boolean;
   /** The subgroup sizes when the device has the 'subgroups' feature, else null (sizes 0 when unreported). */
@@ -157,6 +132,8 @@ export class Device {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Per kernel source, the bindings it declares read_write (writes the derived cache must hear of). */
+  private readonly writableBindings = new Map<string, number[]>();
   private readonly uniformAlign: number;
   private readonly uniformRing: GPUBuffer;
   private readonly uniformStaging: Uint32Array;
@@ -178,6 +155,7 @@ export class Device {
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
     this.pool = new BufferPool(gpu, options.maxPooledBytes);
+    this.derived = new DerivedCache(this, options.maxDerivedBytes ?? Number(envValue('VITGPU_DERIVED_MB') ?? 1024) * 2 ** 20);
     this.isCpuAdapter = isCpuAdapterInfo(info);
     const ai = (gpu as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
     this.subgroups = info.features.includes('subgroups') ? { minSize: ai?.subgroupMinSize ?? 0, maxSize: ai?.subgroupMaxSize ?? 0 } : null;
@@ -227,7 +205,7 @@ export class Device {
   }
 
   memory(): MemoryStats {
-    return this.pool.stats();
+    return { ...this.pool.stats(), derivedBytes: this.derived.stats().keptBytes };
   }
 
   /** Starts peakBytes again from the bytes live now (to measure one piece of work). */
@@ -255,13 +233,24 @@ export class Device {
     this.checkHealthy();
     // Only a buffer not bound by unsubmitted work may be written by the queue (see buffer-pool.ts).
     const pb = this.pool.acquire(Math.max(4, data.byteLength), this.batchId);
+    this.derived.written(pb);
     if (data.byteLength > 0) {
       this.gpu.queue.writeBuffer(pb.buffer, 0, data.buffer, data.byteOffset, Math.ceil(data.byteLength / 4) * 4);
     }
     return pb;
   }
 
+  /** Writes `data` into `pb` at `byteOffset` through the queue, after submitting the work recorded so far. */
+  write(pb: PooledBuffer, byteOffset: number, data: ArrayBufferView): void {
+    this.checkHealthy();
+    // Queue writes run before unsubmitted work: submit what may still read the old values first.
+    this.flush();
+    this.derived.written(pb);
+    this.gpu.queue.writeBuffer(pb.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
   release(pb: PooledBuffer): void {
+    this.derived.written(pb);
     this.pool.release(pb);
   }
 
@@ -280,6 +269,7 @@ export class Device {
     });
     this.pendingChecks.add(check);
     this.pipelines.set(kernel.source, p);
+    this.writableBindings.set(kernel.source, [...kernel.source.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
     return p;
   }
 
@@ -309,6 +299,12 @@ export class Device {
 
     const pipeline = this.pipeline(kernel);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniformRing, offset, size: paramBytes } }];
+    if (this.derived.active) {
+      for (const i of this.writableBindings.get(kernel.source) ?? []) {
+        const b = buffers[i - 1];
+        if (b && !('window' in b)) this.derived.written(b);
+      }
+    }
     buffers.forEach((b, i) => {
       const pb = 'window' in b ? b.window : b;
       pb.lastBatch = this.batchId;

@@ -115,7 +115,7 @@ export const MATMUL_FAMILY: TuneFamily<MatmulCall> = {
         const c = candidateConfig(device, scratchCall, id);
         if (!c) throw new Error(`matmul: candidate ${id} breaks a limit for this shape`);
         const config = { ...c, a: la === 'strided' ? 'strided' : c.a, b: lb === 'strided' ? 'strided' : c.b } as MatmulKernelConfig;
-        launchMatmul(config, buffers, { rows, n, k, batches, a: A.op, b: B.op, biasOffset: 0, residualOffset: 0 });
+        launchMatmul(config, buffers, { rows, n, k, batches, a: A.op, b: B.op, biasOffset: 0, residualOffset: 0, keepPack: false });
       },
       dispose() {
         for (const t of Object.values(buffers)) t.dispose();

@@ -107,6 +107,8 @@ export interface MatmulLaunch {
   b: MatmulOperand;
   biasOffset: number;
   residualOffset: number;
+  /** 'window': false packs B for this call only, never keeping it (the tuner: timings must include the pack). */
+  keepPack?: boolean;
 }
 
 /**
@@ -125,14 +127,17 @@ export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Recor
   }
   const device = buffers.out.device;
   const pk = windowPacking(k, n, config.lanes * config.colVecs);
-  const packed = device.allocate(pk.floats * 4);
+  const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs);
+  if (pack.workgroups.some((g) => g > MAX_WORKGROUPS_PER_DIM)) {
+    throw new ShapeError(`matmul: packing B [${k}, ${n}] for the 'window' variant needs ${pack.workgroups.join('×')} workgroups, over the ${MAX_WORKGROUPS_PER_DIM} per dimension WebGPU allows; pass { variant: 'subgroup' }`);
+  }
+  const half = config.operands === 'f16';
+  // The pack of an unchanged B (a weight in inference) is kept from its second use on (engine/derived.ts).
+  const source = buffers.b.storage.buffer;
+  const packKey = `matmul_pack_b:${half ? 'f16' : 'f32'}:${pack.params.join(',')}`;
+  const fill = (into: PooledBuffer) => device.dispatch(matmulPackKernel(half), [into, source], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
+  const { buffer: packed, temporary } = device.derived.get(source, packKey, pk.floats * 4, fill, call.keepPack ?? true);
   try {
-    const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs);
-    if (pack.workgroups.some((g) => g > MAX_WORKGROUPS_PER_DIM)) {
-      throw new ShapeError(`matmul: packing B [${k}, ${n}] for the 'window' variant needs ${pack.workgroups.join('×')} workgroups, over the ${MAX_WORKGROUPS_PER_DIM} per dimension WebGPU allows; pass { variant: 'subgroup' }`);
-    }
-    const half = config.operands === 'f16';
-    device.dispatch(matmulPackKernel(half), [packed, buffers.b.storage.buffer], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
     const windows = config.windows ?? 1;
     const passes = Math.ceil(pk.kPadded / pk.windowK / windows);
     const windowBytes = pk.windowK * pk.tileCols * 4;
@@ -169,7 +174,7 @@ export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Recor
       }
     }
   } finally {
-    device.release(packed);
+    if (temporary) device.release(packed);
   }
 }
 

@@ -126,8 +126,7 @@ export class LoraAdapters implements LinearHook {
       const v = values.get(name);
       if (!v) throw new VitgpuError(`${source}: no LoRA tensor ${PEFT_PREFIX}${name} (rank ${this.settings.rank}, targets ${this.settings.targets})`);
       if (v.length !== t.size) throw new VitgpuError(`${source}: ${PEFT_PREFIX}${name} has ${v.length} values, [${t.shape.join(', ')}] expected`);
-      this.device.flush();
-      this.device.gpu.queue.writeBuffer(t.storage.buffer.buffer, t.offset * 4, v.buffer, v.byteOffset, v.byteLength);
+      this.device.write(t.storage.buffer, t.offset * 4, v);
     }
     await this.device.sync();
   }

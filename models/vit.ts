@@ -190,9 +190,7 @@ export class VisionTransformer {
     if (values.length !== p.size) {
       throw new ShapeError(`parameter ${name}: ${values.length} values for shape [${p.shape.join(', ')}]`);
     }
-    // Queue writes run before unsubmitted work: submit what may still read the old values first.
-    this.device.flush();
-    this.device.gpu.queue.writeBuffer(p.storage.buffer.buffer, p.offset * 4, values.buffer, values.byteOffset, values.byteLength);
+    this.device.write(p.storage.buffer, p.offset * 4, values);
   }
 
   /** Replaces the classification head with a fresh one for `labels` outputs (0 removes it). */

@@ -9,8 +9,8 @@
 //              imported or required outside the Node entries: engine/node.ts, bin/, cli/, bench/,
 //              scripts/, test/ and files named *-node.ts. Everything else must run in a browser.
 //   direction  Imports run one way, engine/ops → kernels/ → the engine core:
-//              - the core (engine/device, buffer-pool, tensor, shape, scope, autograd, errors, prng,
-//                profiler, profile-report, half, precision)
+//              - the core (engine/device, adapter-info, derived, buffer-pool, tensor, shape, scope,
+//                autograd, errors, prng, profiler, profile-report, half, precision)
 //                imports only core files: no kernels/, no engine/ops/, no engine/optim, index or node;
 //              - kernels/ imports no engine/ops/ and no engine/optim, index or node (only the core and
 //                other kernels/ files);
@@ -34,7 +34,7 @@ const MAX_LINES = 450;
 const ALL_RULES = ['lines', 'node', 'direction', 'cycles'];
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', 'demo-out']);
 const SOURCE = /\.(ts|mts|js|mjs)$/;
-const CORE = ['device', 'buffer-pool', 'tensor', 'shape', 'scope', 'autograd', 'errors', 'prng', 'profiler', 'profile-report', 'half', 'precision'].map((n) => `engine/${n}.ts`);
+const CORE = ['device', 'adapter-info', 'derived', 'buffer-pool', 'tensor', 'shape', 'scope', 'autograd', 'errors', 'prng', 'profiler', 'profile-report', 'half', 'precision'].map((n) => `engine/${n}.ts`);
 const ENGINE_ENTRIES = ['engine/optim.ts', 'engine/index.ts', 'engine/node.ts'];
 const UPPER_LAYERS = ['models/', 'datasets/', 'train/', 'eval/', 'cli/', 'web/', 'bench/'];
 const NODE_BUILTINS = new Set(builtinModules.filter((m) => !m.startsWith('_')));

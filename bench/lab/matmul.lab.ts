@@ -5,7 +5,7 @@
 //   npx esbuild bench/lab/matmul.lab.ts --bundle --platform=node --format=esm --packages=external \
 //     --outfile=node_modules/.cache/vitgpu-lab/matmul.lab.mjs && node node_modules/.cache/vitgpu-lab/matmul.lab.mjs
 //
-// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw,fc2-dx,fc1-dw  --configs default,subgroup,
+// Arguments (all optional): --shapes 1024,qkv,proj,fc1,fc2,fc1-dx,fc2-dw,fc2-dx,fc1-dw,MxKxN  --configs default,subgroup,
 // register,tiled,window,window@w1,subgroup:16x1,register:8x2,register:4x1/strided,...  (rows x column
 // groups; /strided forces scalar loads; @wN caps 'window' at N uniform windows per pass)  --reps 5  --epilogue (bias+GELU+residual+pre).
 //
@@ -56,6 +56,14 @@ const SHAPES: Shape[] = [
   { id: 'fc2-dx', m: TOKENS, k: 768, n: 3072, aT: false, bT: false, what: 'dX = dY·W (fc2 backward)' },
   { id: 'fc1-dw', m: 3072, k: TOKENS, n: 768, aT: true, bT: false, what: 'dW = dYᵀ·X (fc1 backward)' },
 ];
+
+/** 'MxKxN': x·Wᵀ with W stored [N, K], as a Linear layer's forward. */
+function linearShape(id: string): Shape | undefined {
+  const dims = /^(\d+)x(\d+)x(\d+)$/.exec(id);
+  if (!dims) return undefined;
+  const [m, k, n] = dims.slice(1).map(Number);
+  return { id, m, k, n, aT: false, bT: true, what: 'x·Wᵀ' };
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -131,7 +139,7 @@ async function main(): Promise<void> {
   console.log(`adapter: ${device.name}; ${cores} cores; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`shape    M×K×N           config${' '.repeat(43)}best   med  GFLOP/s best    med  cpu-norm  max|err|`);
   for (const id of shapeIds) {
-    const s = SHAPES.find((x) => x.id === id);
+    const s = SHAPES.find((x) => x.id === id) ?? linearShape(id);
     if (!s) throw new Error(`unknown shape ${id}; known: ${SHAPES.map((x) => x.id).join(', ')}`);
     const ops = operands(device, s);
     const bias = withEpilogue ? device.tensor(values(s.n, 3), [s.n]) : undefined;
