@@ -14,6 +14,7 @@ import {
   type ChromeTrace, type ProfileReport,
 } from '../engine/node.js';
 import { VisionTransformer, presetConfig } from '../models/vit.js';
+import { SteppedWorker, StepFailure, emitStep, pairedRatio, stepCommands } from './stepped.js';
 
 export interface ModelCase {
   id: string;
@@ -46,6 +47,8 @@ export interface ModelSpec extends ModelCase {
   profile?: boolean;
   /** vitgpu only ('mixed': f16 matmul and attention operands, engine/precision.ts); PyTorch stays FP32. */
   precision?: 'f32' | 'mixed';
+  /** Driven call by call over stdin/stdout (bench/stepped.ts), to alternate with the other worker. */
+  stepped?: boolean;
 }
 
 export interface ModelResult {
@@ -62,6 +65,8 @@ export interface ModelResult {
   profiledMs?: number;
   /** vitgpu: the precision it ran in. */
   precision?: 'f32' | 'mixed';
+  /** The timed calls alternated with the other implementation's (bench/stepped.ts). */
+  paired?: boolean;
   error?: string;
 }
 
@@ -78,15 +83,39 @@ export function modelFlops(c: ModelCase, depth = 12): number {
 
 const MARKER = '@@vitgpu-model-result ';
 
-/** The vitgpu side of one case, in this process; prints its result after MARKER. */
+/** The vitgpu side of one case, in this process; prints its result after MARKER (or, stepped, STEP_MARKER lines). */
 export async function modelWorker(spec: ModelSpec): Promise<void> {
-  const result = await runVitgpu(spec).catch((err): ModelResult => ({
+  const failed = (err: unknown): ModelResult => ({
     ms: [], warmupMs: 0, peakRssBytes: process.resourceUsage().maxRSS * 1024, loadavg: loadavg()[0], error: String((err as Error).message ?? err),
-  }));
+  });
+  if (spec.stepped) {
+    try {
+      const run = await setUpVitgpu(spec);
+      emitStep({ ready: true, warmupMs: run.warmupMs });
+      const ms: number[] = [];
+      for await (const cmd of stepCommands()) {
+        if (cmd === 'call') emitStep({ ms: ms[ms.push(await run.call()) - 1] });
+        else if (cmd === 'end') break;
+      }
+      emitStep({ result: await run.finish(ms) });
+    } catch (err) {
+      emitStep({ error: failed(err).error! });
+    }
+    return;
+  }
+  const result = await runVitgpu(spec).catch(failed);
   process.stdout.write(`${MARKER}${JSON.stringify(result)}\n`);
 }
 
 async function runVitgpu(spec: ModelSpec): Promise<ModelResult> {
+  const run = await setUpVitgpu(spec);
+  const ms: number[] = [];
+  for (let i = 0; i < (spec.memoryOnly ? 0 : spec.reps); i++) ms.push(await run.call());
+  return run.finish(ms);
+}
+
+/** Builds the model and runs the warm-up call; `call` times one more, `finish` profiles and reports. */
+async function setUpVitgpu(spec: ModelSpec): Promise<{ warmupMs: number; call: () => Promise<number>; finish: (ms: number[]) => Promise<ModelResult> }> {
   const device = await createNodeDevice();
   const config = presetConfig(spec.arch, { imageSize: spec.imageSize, labels: spec.labels, depth: spec.depth });
   const model = new VisionTransformer(device, config, { seed: 0 });
@@ -109,19 +138,20 @@ async function runVitgpu(spec: ModelSpec): Promise<ModelResult> {
   await device.sync();
   device.pool.resetPeak();
   const warmupMs = await call();
-  const ms: number[] = [];
-  for (let i = 0; i < (spec.memoryOnly ? 0 : spec.reps); i++) ms.push(await call());
-  const devicePeakBytes = device.memory().peakBytes;
-  let profile: ProfileReport | undefined;
-  let profiledMs: number | undefined;
-  if (spec.profile) {
-    const session = device.profile();
-    profiledMs = await call();
-    profile = await session.stop();
-  }
-  return {
-    ms, warmupMs, devicePeakBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, loadavg: loadavg()[0], profile, profiledMs, precision: spec.precision ?? 'f32',
+  const finish = async (ms: number[]): Promise<ModelResult> => {
+    const devicePeakBytes = device.memory().peakBytes;
+    let profile: ProfileReport | undefined;
+    let profiledMs: number | undefined;
+    if (spec.profile) {
+      const session = device.profile();
+      profiledMs = await call();
+      profile = await session.stop();
+    }
+    return {
+      ms, warmupMs, devicePeakBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, loadavg: loadavg()[0], profile, profiledMs, precision: spec.precision ?? 'f32',
+    };
   };
+  return { warmupMs, call, finish };
 }
 
 /** The package root (where bench/models_torch.py is), found upward from this file (dist/ or a snapshot of it). */
@@ -169,6 +199,8 @@ export interface ModelFlags {
   reps: number;
   depth: number;
   torch: boolean;
+  /** Each implementation's calls back to back, not alternated with the other's. */
+  sequential?: boolean;
   precision?: 'f32' | 'mixed';
   profile?: string | boolean;
   json?: string;
@@ -205,7 +237,10 @@ function tableRows(cases: readonly ModelCase[], records: ModelRecord[]): string[
     const ours = mine.find((r) => r.impl === 'vitgpu');
     for (const r of mine) {
       const x = r.result;
-      const ratio = r.impl !== 'vitgpu' && ours?.meanMs && r.meanMs ? `vitgpu ${(ours.meanMs / r.meanMs).toFixed(2)}× the time` : '';
+      const pairs = ours?.result.paired && x.paired ? pairedRatio(ours.result.ms, x.ms) : null;
+      const ratio = r.impl === 'vitgpu' ? ''
+        : pairs ? `vitgpu ${pairs.toFixed(2)}× the time (median of ${Math.min(ours!.result.ms.length, x.ms.length)} alternated pairs)`
+        : ours?.meanMs && r.meanMs ? `vitgpu ${(ours.meanMs / r.meanMs).toFixed(2)}× the time` : '';
       rows.push([
         c.id, `${c.arch} ${c.imageSize}px b${c.batch}${c.train ? ' train' : ' fwd'}`, x.precision === 'mixed' ? `${r.impl} (mixed)` : r.impl,
         x.error ? `ERROR: ${x.error}` : r.meanMs === null ? '—' : `${(r.meanMs / 1e3).toFixed(2)}${c.memoryOnly ? ' (first)' : ''}`,
@@ -243,6 +278,36 @@ function writeRecords(f: ModelFlags, cases: readonly ModelCase[], records: Model
   }
 }
 
+/**
+ * vitgpu's and PyTorch's workers alive together, their timed calls alternated (bench/stepped.ts).
+ * vitgpu sets up and warms up (compiles) first, PyTorch after it, so neither warm-up has company.
+ */
+async function runPaired(vitgpu: readonly string[], pytorch: readonly string[], spec: ModelSpec, timeoutS: number): Promise<[ModelResult, ModelResult]> {
+  const stepped = JSON.stringify({ ...spec, stepped: true });
+  const sides = [vitgpu, pytorch].map(([cmd, ...args]) => ({ cmd, args: [...args, stepped], worker: null as SteppedWorker | null, warmupMs: 0, ms: [] as number[], result: null as ModelResult | null, error: '' }));
+  const fail = (s: (typeof sides)[number], err: unknown) => {
+    if (!(err instanceof StepFailure)) throw err;
+    s.error = err.message;
+    s.worker?.kill();
+  };
+  for (const s of sides) {
+    s.worker = new SteppedWorker(s.cmd, s.args);
+    await s.worker.ready(timeoutS).then((w) => void (s.warmupMs = w), (err) => fail(s, err));
+  }
+  for (let i = 0; i < spec.reps; i++) {
+    // A B, then B A: the order flips every pair, so a steady drift of the host favours neither.
+    for (const s of i % 2 ? [...sides].reverse() : sides) {
+      if (!s.error) await s.worker!.call(timeoutS).then((ms) => void s.ms.push(ms), (err) => fail(s, err));
+    }
+  }
+  for (const s of sides) {
+    if (!s.error) await s.worker!.end(timeoutS).then((r) => void (s.result = r as ModelResult), (err) => fail(s, err));
+  }
+  return sides.map((s): ModelResult => s.result && !s.error
+    ? { ...s.result, ms: s.ms, warmupMs: s.warmupMs, paired: true }
+    : { ms: s.ms, warmupMs: s.warmupMs, peakRssBytes: 0, loadavg: loadavg()[0], error: s.error || 'no result' }) as [ModelResult, ModelResult];
+}
+
 export async function runModelBench(entry: string, f: ModelFlags): Promise<number> {
   // In the order --only gives them.
   const cases = f.only ? MODEL_CASES.filter((c) => f.only!.includes(c.id)).sort((a, b) => f.only!.indexOf(a.id) - f.only!.indexOf(b.id)) : [...MODEL_CASES];
@@ -260,7 +325,15 @@ export async function runModelBench(entry: string, f: ModelFlags): Promise<numbe
   const traces: ChromeTrace[] = [];
   for (const c of cases) {
     const spec: ModelSpec = { ...c, reps: f.reps, threads, labels: LABELS, depth: f.depth, profile: Boolean(f.profile), precision: f.precision };
-    const mine = await runChild(process.execPath, [entry, '--model-worker', JSON.stringify(spec)], MARKER, f.timeoutS);
+    const torchScript = join(packageRoot(), 'bench', 'models_torch.py');
+    let mine: ModelResult;
+    let theirs: ModelResult | null = null;
+    if (torch && !f.sequential && !c.memoryOnly && f.reps > 0) {
+      [mine, theirs] = await runPaired([process.execPath, entry, '--model-worker'], [PYTHON, torchScript], spec, f.timeoutS);
+    } else {
+      mine = await runChild(process.execPath, [entry, '--model-worker', JSON.stringify(spec)], MARKER, f.timeoutS);
+      if (torch) theirs = await runChild(PYTHON, [torchScript, JSON.stringify(spec)], null, f.timeoutS);
+    }
     records.push(record(c, 'vitgpu', mine, f.depth));
     console.log(formatRows(tableRows([c], records.slice(-1))));
     if (mine.profile) {
@@ -269,10 +342,9 @@ export async function runModelBench(entry: string, f: ModelFlags): Promise<numbe
       console.log(`\n${c.id}${overhead}:\n${formatProfileTable(p)}\n`);
       traces.push(chromeTrace(p, `vitgpu ${c.id}`, traces.length + 1));
     }
-    if (torch) {
-      const theirs = await runChild(PYTHON, [join(packageRoot(), 'bench', 'models_torch.py'), JSON.stringify(spec)], null, f.timeoutS);
+    if (theirs) {
       records.push(record(c, 'pytorch-cpu', theirs, f.depth));
-      console.log(formatRows(tableRows([c], records.slice(-1))).split('\n')[1]);
+      console.log(formatRows(tableRows([c], records.slice(-2))).split('\n')[2]);
     }
     console.log('');
     // Written after every case, so that a long run that is stopped keeps what it measured.

@@ -7,6 +7,8 @@ torchvision. Weights are random: speed and memory do not depend on their values.
 
     python3 bench/models_torch.py '{"arch": "vit-b16", "imageSize": 224, "batch": 8, "train": true,
                                     "reps": 2, "threads": 2, "labels": 14}'
+
+With "stepped": true it takes `call` and `end` commands on stdin instead (bench/stepped.ts).
 """
 
 import json
@@ -94,20 +96,49 @@ def main():
             with torch.no_grad():
                 model(images)
 
+    def result(times, warmup_ms):
+        return {
+            "ms": times,
+            "warmupMs": warmup_ms,
+            "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "loadavg": os.getloadavg()[0],
+        }
+
+    def timed():
+        t = time.perf_counter()
+        call()
+        return (time.perf_counter() - t) * 1e3
+
+    if spec.get("stepped"):
+        # Driven call by call by bench/stepped.ts, alternating with vitgpu's calls.
+        warmup_ms = timed()
+        step({"ready": True, "warmupMs": warmup_ms})
+        times = []
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd == "call":
+                times.append(timed())
+                step({"ms": times[-1]})
+            elif cmd == "end":
+                break
+        step({"result": result(times, warmup_ms)})
+        return
+
     times = []
     reps = 0 if spec.get("memoryOnly") else spec["reps"]
     for i in range(1 + reps):  # the first call is a warm-up
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1e3)
-    print(json.dumps({
-        "ms": times[1:],
-        "warmupMs": times[0],
-        "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "loadavg": os.getloadavg()[0],
-    }))
+        times.append(timed())
+    print(json.dumps(result(times[1:], times[0])))
+
+
+STEP_MARKER = "@@model-step "
+
+
+def step(message):
+    """One message of bench/stepped.ts's protocol."""
+    print(STEP_MARKER + json.dumps(message), flush=True)
 
 
 if __name__ == "__main__":

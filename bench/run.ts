@@ -39,6 +39,7 @@ interface Flags {
   depth?: string;
   precision?: string;
   torch?: boolean;
+  sequential?: boolean;
   profile?: string | boolean;
   modelWorker?: string;
 }
@@ -319,7 +320,7 @@ async function orchestrateModels(flags: Flags): Promise<number> {
   const args = process.argv.slice(2).join(' ');
   try {
     return await runModelBench(snapshot.entry, {
-      only: list(flags.only), reps: Number(flags.reps ?? 2), depth: Number(flags.depth ?? 12), torch: flags.torch !== false,
+      only: list(flags.only), reps: Number(flags.reps ?? 2), depth: Number(flags.depth ?? 12), torch: flags.torch !== false, sequential: Boolean(flags.sequential),
       precision: flags.precision === 'mixed' ? 'mixed' : 'f32',
       profile: profileFlag(flags.profile), json: flags.json && userPath(flags.json), markdown: flags.markdown && userPath(flags.markdown),
       timeoutS: Number(flags.timeout ?? 3600),
@@ -381,6 +382,7 @@ const program = new Command()
   .option('--reps <n>', 'with --models: timed calls after the warm-up', '2')
   .option('--depth <n>', 'with --models: blocks of the ViT-B (fewer for quick iterations)', '12')
   .option('--no-torch', 'with --models: skip PyTorch')
+  .option('--sequential', 'with --models: each implementation\'s timed calls back to back (default: alternated with PyTorch\'s, call by call)')
   .addOption(new Option('--precision <p>', 'with --models: vitgpu\'s precision (PyTorch stays FP32)').choices(['f32', 'mixed']).default('f32'))
   .addOption(new Option('--profile [file]', 'profile one extra vitgpu call per case: print its kernel table; with FILE, write the Chrome trace').env('VITGPU_PROFILE'))
   .addOption(new Option('--worker <case>', 'internal: measure one case in this process').hideHelp())
