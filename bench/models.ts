@@ -2,7 +2,9 @@
 // PyTorch on the CPU (bench/models_torch.py through /usr/bin/python3), in the same run, one process per
 // (case, implementation). These take seconds to minutes per call on a CPU adapter, so they are a mode
 // of their own with few repetitions: a warm-up call (compiles, AdamW state), then `reps` timed calls.
-// For each case vitgpu runs first, then PyTorch right after it, so the load both see is close.
+// For each case both workers stay alive and their timed calls alternate (vitgpu, PyTorch, PyTorch,
+// vitgpu, ...: bench/stepped.ts), and the ratio is the median of the pairs', as this host's speed
+// drifts within minutes. `--sequential` (and the memory-only case) runs vitgpu's calls, then PyTorch's.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
