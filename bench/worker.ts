@@ -169,7 +169,9 @@ export async function prepareWorker(caseId: string, impl: Impl, jaxMode: JaxChoi
   let chosenRunner: Runner | null = null;
   try {
     // Inputs always come from vitgpu's seeded generator, so every implementation sees the same numbers.
-    const device = await createNodeDevice();
+    // No kept packs (engine/derived.ts): each timed matmul packs its B, as a product with a new B does
+    // (the peers have no such cache, and a training step's operands are new at every call).
+    const device = await createNodeDevice({ maxDerivedBytes: 0 });
     const tensors: Tensor[] = spec.inputs.map((s) => device.randn(s.shape, { seed: s.seed, mean: s.mean, std: s.std }));
     const host: HostTensor[] = await Promise.all(tensors.map(async (t, i) => ({ data: await t.data(), shape: spec.inputs[i].shape })));
 
