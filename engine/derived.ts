@@ -10,7 +10,9 @@
 // second sight: in training every weight is written by the optimizer between two packs, so nothing
 // is kept there and training memory does not grow.
 
+import { envValue } from './adapter-info.js';
 import type { PooledBuffer } from './buffer-pool.js';
+import { VitgpuError } from './errors.js';
 
 interface Entry {
   /** The kept buffer, or null when the source was seen once (the next sight keeps one). */
@@ -102,4 +104,14 @@ export class DerivedCache {
   stats(): DerivedStats {
     return { keptBytes: this.keptBytes, keptBuffers: this.keptBuffers, hits: this.hits };
   }
+}
+
+/** Bytes of derived buffers to keep: the option, else VITGPU_DERIVED_MB (MiB), else 1 GiB. */
+export function derivedBudget(bytes: number | undefined): number {
+  const env = envValue('VITGPU_DERIVED_MB');
+  const v = bytes ?? (env === undefined ? 2 ** 30 : Number(env) * 2 ** 20);
+  if (!Number.isFinite(v) || v < 0) {
+    throw new VitgpuError(bytes === undefined ? `VITGPU_DERIVED_MB="${env}": expected MiB of kept matmul packs, a number ≥ 0 (0 keeps none)` : `maxDerivedBytes: ${bytes} is not a byte count ≥ 0`);
+  }
+  return v;
 }

@@ -4,7 +4,7 @@
 
 import { BufferPool, BufferUsage, type MemoryStats, type PooledBuffer, type UniformWindow, sizeClass } from './buffer-pool.js';
 import { describeAdapterInfo, envValue, isCpuAdapterInfo, type DeviceInfo } from './adapter-info.js';
-import { DerivedCache } from './derived.js';
+import { DerivedCache, derivedBudget } from './derived.js';
 import { BROWSER_ADAPTER_HELP, DeviceLostError, GpuError, NoAdapterError, VitgpuError } from './errors.js';
 import { Profiler, type KernelWork, type ProfileOptions, type ProfileSession } from './profiler.js';
 
@@ -108,6 +108,7 @@ export async function createDevice(gpu: GPU | undefined | null, options: DeviceO
 
 const UNIFORM_RING_BYTES = 256 * 1024;
 
+
 /**
  * One GPUDevice and everything the engine keeps per device. Kernels are recorded into one command
  * encoder and submitted together at `flush()` (called by reads, by uploads that must see earlier work,
@@ -155,7 +156,7 @@ export class Device {
 
   constructor(readonly gpu: GPUDevice, readonly info: DeviceInfo, options: DeviceOptions = {}) {
     this.pool = new BufferPool(gpu, options.maxPooledBytes);
-    this.derived = new DerivedCache(this, options.maxDerivedBytes ?? Number(envValue('VITGPU_DERIVED_MB') ?? 1024) * 2 ** 20);
+    this.derived = new DerivedCache(this, derivedBudget(options.maxDerivedBytes));
     this.isCpuAdapter = isCpuAdapterInfo(info);
     const ai = (gpu as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
     this.subgroups = info.features.includes('subgroups') ? { minSize: ai?.subgroupMinSize ?? 0, maxSize: ai?.subgroupMaxSize ?? 0 } : null;

@@ -5,7 +5,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, linear, noGrad, tidy, type Device, type Tensor } from '../../engine/node.js';
-import { DerivedCache } from '../../engine/derived.js';
+import { DerivedCache, derivedBudget } from '../../engine/derived.js';
 import { matmulCpu, matmulFused } from '../../kernels/matmul.js';
 import { fixedSubgroupSize, matmulPlan } from '../../kernels/matmul-plan.js';
 import { expectClose, getDevice, seededValues } from '../helpers.js';
@@ -67,6 +67,29 @@ describe('DerivedCache', () => {
     expect(big.active).toBe(false);
     small.clear();
     device.release(src);
+  });
+});
+
+describe('the byte budget', () => {
+  it('comes from the option, else VITGPU_DERIVED_MB, else 1 GiB; anything else is refused by name', () => {
+    const saved = process.env.VITGPU_DERIVED_MB;
+    try {
+      delete process.env.VITGPU_DERIVED_MB;
+      expect(derivedBudget(undefined)).toBe(2 ** 30);
+      process.env.VITGPU_DERIVED_MB = '0';
+      expect(derivedBudget(undefined)).toBe(0);
+      process.env.VITGPU_DERIVED_MB = '1.5';
+      expect(derivedBudget(undefined)).toBe(1.5 * 2 ** 20);
+      expect(derivedBudget(4096)).toBe(4096);
+      process.env.VITGPU_DERIVED_MB = 'lots';
+      expect(() => derivedBudget(undefined)).toThrow(/VITGPU_DERIVED_MB="lots": expected MiB/);
+      process.env.VITGPU_DERIVED_MB = '-1';
+      expect(() => derivedBudget(undefined)).toThrow(/VITGPU_DERIVED_MB="-1"/);
+      expect(() => derivedBudget(-5)).toThrow(/maxDerivedBytes: -5/);
+    } finally {
+      if (saved === undefined) delete process.env.VITGPU_DERIVED_MB;
+      else process.env.VITGPU_DERIVED_MB = saved;
+    }
   });
 });
 
