@@ -270,7 +270,14 @@ function writeRecords(f: ModelFlags, cases: readonly ModelCase[], records: Model
     flops: 'per call, 2 per multiply-add: patch embedding, the blocks\' matmuls and attention (4·N²·D), the head; a train step counts 3× the forward',
     memory: 'device peak: vitgpu BufferPool live bytes (weights, gradients, AdamW moments, activations), over warm-up and timed calls; peak RSS: the process\'s (lavapipe\'s buffers are host memory, so this counts them too)',
   };
-  if (f.json) writeFileSync(f.json, `${JSON.stringify({ ...meta, records: records.map((r) => ({ ...r, result: { ...r.result, profile: undefined } })) }, null, 2)}\n`);
+  // PyTorch's records carry the alternated pairs' ratios (vitgpu's time over PyTorch's, call by call).
+  const pairs = (r: ModelRecord) => {
+    const ours = records.find((o) => o.caseId === r.caseId && o.impl === 'vitgpu');
+    if (r.impl === 'vitgpu' || !ours?.result.paired || !r.result.paired) return {};
+    const n = Math.min(ours.result.ms.length, r.result.ms.length);
+    return { pairRatios: Array.from({ length: n }, (_, i) => ours.result.ms[i] / r.result.ms[i]), medianPairRatio: pairedRatio(ours.result.ms, r.result.ms) };
+  };
+  if (f.json) writeFileSync(f.json, `${JSON.stringify({ ...meta, records: records.map((r) => ({ ...r, ...pairs(r), result: { ...r.result, profile: undefined } })) }, null, 2)}\n`);
   if (f.markdown) {
     const md = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
     writeFileSync(f.markdown, [
