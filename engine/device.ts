@@ -21,7 +21,10 @@ export interface DeviceOptions {
   withoutFeatures?: readonly string[];
   /** Print each kernel's WGSL when its pipeline is first built: true, or a kernel-name substring. */
   debugWgsl?: boolean | string;
-  /** Bytes kept of buffers derived from unchanged ones (packed matmul weights); 0 keeps none. Default: VITGPU_DERIVED_MB MiB, else 1 GiB. */
+  /**
+   * Bytes kept of buffers derived from unchanged ones (packed matmul weights, engine/derived.ts); 0
+   * keeps none. Default: VITGPU_DERIVED_MB MiB, else 1 GiB.
+   */
   maxDerivedBytes?: number;
 }
 
@@ -107,7 +110,6 @@ export async function createDevice(gpu: GPU | undefined | null, options: DeviceO
 }
 
 const UNIFORM_RING_BYTES = 256 * 1024;
-
 
 /**
  * One GPUDevice and everything the engine keeps per device. Kernels are recorded into one command
@@ -234,7 +236,6 @@ export class Device {
     this.checkHealthy();
     // Only a buffer not bound by unsubmitted work may be written by the queue (see buffer-pool.ts).
     const pb = this.pool.acquire(Math.max(4, data.byteLength), this.batchId);
-    this.derived.written(pb);
     if (data.byteLength > 0) {
       this.gpu.queue.writeBuffer(pb.buffer, 0, data.buffer, data.byteOffset, Math.ceil(data.byteLength / 4) * 4);
     }
