@@ -58,7 +58,8 @@ export class DerivedCache {
    * neither uses nor makes a kept one (to time the derivation, as the autotuner does).
    */
   get(source: PooledBuffer, key: string, bytes: number, fill: (into: PooledBuffer) => void, keep = true): { buffer: PooledBuffer; temporary: boolean } {
-    if (!keep) {
+    if (!keep || bytes > this.maxBytes) {
+      // Nothing to remember: no entry, so a cache with a budget of 0 costs the device nothing.
       const buffer = this.device.allocate(bytes);
       fill(buffer);
       return { buffer, temporary: true };

@@ -58,6 +58,8 @@ describe('DerivedCache', () => {
       device.release(r.buffer);
     }
     expect(small.stats().keptBuffers).toBe(0);
+    // A derivation over the whole budget is not even remembered.
+    expect(small.active).toBe(false);
     const big = new DerivedCache(device, 1 << 20);
     for (let i = 0; i < 3; i++) {
       const r = big.get(src, 'a', 2048, () => {}, false);
