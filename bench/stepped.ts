@@ -46,7 +46,11 @@ export class SteppedWorker {
     this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       if (!line.startsWith(STEP_MARKER)) return;
-      this.deliver(JSON.parse(line.slice(STEP_MARKER.length)) as StepMessage);
+      try {
+        this.deliver(JSON.parse(line.slice(STEP_MARKER.length)) as StepMessage);
+      } catch {
+        this.deliver({ error: `not a message: ${line.slice(0, 200)}` });
+      }
     });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
     this.child.on('close', (code, signal) => {

@@ -38,6 +38,12 @@ describe('SteppedWorker', () => {
     await expect(w.call(20)).rejects.toThrow(/has exited/);
   });
 
+  it('reports a garbled message instead of throwing', async () => {
+    const w = new SteppedWorker(process.execPath, ['-e', `console.log(${JSON.stringify(STEP_MARKER)} + '{oops'); setTimeout(() => {}, 60000)`]);
+    await expect(w.ready(20)).rejects.toThrow(/not a message: @@model-step \{oops/);
+    w.kill();
+  });
+
   it('gives up on a worker that does not answer, and kills it', async () => {
     const w = new SteppedWorker(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
     await expect(w.ready(0.3)).rejects.toThrow(/no answer within 0.3 s/);
