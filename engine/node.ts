@@ -14,9 +14,23 @@ export * from './files-node.js';
 export * from './tune-node.js';
 
 let globalsInstalled = false;
-// Dawn's GPU instance must outlive every device made from it: if it is garbage-collected, the next
-// map or submit aborts the process. Devices keep theirs here until destroyed.
-const instances = new Map<Device, GPU>();
+// Dawn's GPU instances live as long as the process: one per set of flags, made once, never dropped.
+// An instance that is garbage-collected tears down its Vulkan instance under the devices of the
+// others: on SwiftShader the next submit or map of a live device then aborts the process
+// (std::system_error "Invalid argument", or SIGSEGV), seen after listAdapters, a NoAdapterError or a
+// destroyed device once the collector ran; an instance's own device dies the same way without it.
+const instances = new Map<string, GPU>();
+
+/** Dawn's instance for these flags, created at the first call and kept for the process's lifetime. */
+function dawnInstance(flags: string[]): GPU {
+  const key = flags.join('\n');
+  let gpu = instances.get(key);
+  if (!gpu) {
+    gpu = create(flags);
+    instances.set(key, gpu);
+  }
+  return gpu;
+}
 
 function installGlobals(): void {
   if (globalsInstalled) return;
@@ -194,12 +208,12 @@ export async function listAdapters(): Promise<AdapterSummary[]> {
   installGlobals();
   // Dawn lists every adapter in the error for an adapter name that matches none.
   try {
-    await quietGpu(create(['adapter=\u0001no-such-adapter'])).requestAdapter();
+    await quietGpu(dawnInstance(['adapter=\u0001no-such-adapter'])).requestAdapter();
   } catch (err) {
     const found = parseAvailable(String((err as Error).message ?? err));
     if (found.length) return found;
   }
-  const adapter = await quietGpu(create([])).requestAdapter();
+  const adapter = await quietGpu(dawnInstance([])).requestAdapter();
   return adapter ? [{ backend: 'default', name: adapter.info?.description || adapter.info?.device || 'adapter' }] : [];
 }
 
@@ -215,12 +229,10 @@ export async function createNodeDevice(options: NodeDeviceOptions = {}): Promise
   installGlobals();
   const adapterName = options.adapter ?? (process.env.VITGPU_ADAPTER || undefined);
   const backend = options.backend ?? (process.env.VITGPU_BACKEND || undefined);
-  const gpu = create(dawnFlags(adapterName, backend));
+  const gpu = dawnInstance(dawnFlags(adapterName, backend));
   try {
     // Dawn does its own name matching; don't match again against a differently formatted name.
     const device = await createDevice(quietGpu(gpu), { ...options, adapter: undefined, noAdapterHelp: LINUX_ADAPTER_HELP });
-    instances.set(device, gpu);
-    device.onDestroy(() => instances.delete(device));
     try {
       startNodeTuning(device, options.tune);
     } catch (err) {

@@ -45,7 +45,8 @@ describe('quick start', () => {
     expect(ci).toMatch(/^if ! npm start; then/m);
     expect(ci).toMatch(/^npm test /m);
     expect(ci).not.toMatch(/npm run setup/);
-    expect(ci).toMatch(/passed, \$\{/);
+    expect(ci).toMatch(/^node scripts\/ci-summary\.mjs "\$extra" "\$results" "\$main_rc" "\$swiftshader_results" "\$ss_rc"/m);
+    expect(read('scripts/ci-summary.mjs')).toMatch(/passed, \$\{/);
     // The kernel and engine tests again on SwiftShader, which fails (never skips) without its ICD.
     expect(ci).toMatch(/VK_ICD_FILENAMES="\$swiftshader_icd" VITGPU_ADAPTER=SwiftShader npx vitest run test\/kernels test\/ops test\/engine/);
     expect(ci).toMatch(/SwiftShader pass failed: \$swiftshader_icd is missing/);
