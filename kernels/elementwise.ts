@@ -168,6 +168,37 @@ export function elementwiseKernel(opName: ElementwiseOpName, rank: number, outLi
   });
 }
 
+/**
+ * `op` on linear operands, one vec4 per invocation: on lavapipe a thread's vec4 load or store costs
+ * about what a scalar one does (each is a per-lane loop with a bounds check), so this streams 3–4×
+ * the bytes per second of the scalar kernel (bench/lab/stream.lab.ts; bench/RESULTS.md). The op's
+ * scalar expression is applied per component. Params as elementwiseParams with n and the offsets in
+ * vec4s.
+ */
+export function elementwiseVec4Kernel(opName: ElementwiseOpName): Kernel {
+  const op: ElementwiseOp = ELEMENTWISE_OPS[opName];
+  const n = op.inputs;
+  const buffers: StorageSpec = { out: ['read_write', 'vec4<f32>'] };
+  for (let k = 0; k < n; k++) buffers[`in${k}`] = ['read', 'vec4<f32>'];
+  const xs = [0, 1, 2].map((k) => (k < n ? `x${k}: f32` : `_x${k}: f32`)).join(', ');
+  const loads = Array.from({ length: n }, (_, k) => `let v${k} = in${k}[pu(${P_IN_OFFSET + k}u) + i];`);
+  const comp = (c: string) => `op_f(${[0, 1, 2].map((k) => (k < n ? `v${k}.${c}` : '0.0')).join(', ')}, s0, s1, s2, s3)`;
+  return pointwiseKernel({
+    key: `ew4:${opName}`,
+    name: `elementwise_${opName}_v4`,
+    comment: `elementwise ${opName}, one vec4 per invocation`,
+    paramWords: PARAM_WORDS,
+    buffers,
+    wg: WG,
+    helpers: `${op.helpers ?? ''}
+fn op_f(${xs}, s0: f32, s1: f32, s2: f32, s3: f32) -> f32 { return ${op.wgsl}; }`,
+    count: `pu(${P_N}u)`,
+    body: `let s0 = pf(${P_SCALARS}u); let s1 = pf(${P_SCALARS + 1}u); let s2 = pf(${P_SCALARS + 2}u); let s3 = pf(${P_SCALARS + 3}u);
+  ${loads.join('\n  ')}
+  out[pu(${P_OUT_OFFSET}u) + i] = vec4<f32>(${['x', 'y', 'z', 'w'].map(comp).join(', ')});`,
+  });
+}
+
 export function elementwiseParams(
   n: number,
   shape: readonly number[],
@@ -221,13 +252,27 @@ export function writeElementwise(op: ElementwiseOpName, out: Tensor, inputs: rea
   const inOps = inputs.map((t, k) => operand(t.offset, strides[k + 1]));
   const buffers: Record<string, Tensor> = { out };
   inputs.forEach((t, k) => (buffers[`in${k}`] = t));
+  const bytes = 4 * out.size * (1 + inputs.length);
+  if (vec4Eligible(out.size, [outOp, ...inOps])) {
+    const v4 = (o: StridedOperand): StridedOperand => ({ offset: o.offset / 4, strides: [], linear: true });
+    launch(elementwiseVec4Kernel(op), buffers, elementwiseParams(out.size / 4, [], v4(outOp), inOps.map(v4), scalars), elementwiseWorkgroups(out.size / 4), { bytes });
+    return;
+  }
   launch(
     elementwiseKernel(op, shape.length, outOp.linear, inOps.map((o) => o.linear)),
     buffers,
     elementwiseParams(out.size, shape, outOp, inOps, scalars),
     elementwiseWorkgroups(out.size),
-    { bytes: 4 * out.size * (1 + inputs.length) },
+    { bytes },
   );
+}
+
+/**
+ * Whether the vec4 kernel applies: every operand linear (no broadcast, no strides) and starting at a
+ * multiple of 4 elements, and the size a multiple of 4.
+ */
+export function vec4Eligible(size: number, operands: readonly StridedOperand[]): boolean {
+  return size % 4 === 0 && operands.every((o) => o.linear && o.offset % 4 === 0);
 }
 
 /**

@@ -360,46 +360,91 @@ export function windowPacking(k: number, n: number, tileVec4s: number): { tileCo
 // the invocation ids (an integer division per lane is a scalar loop of divides on lavapipe).
 const PACK_X = 8;
 const PACK_Y = 8;
+/** kPadded must be a multiple of this for the 'k4' pack mode (4 k's per invocation, PACK_Y per workgroup). */
+export const PACK_K4_BLOCK = 4 * PACK_Y;
 // Params: [K, N, bOffset, bRow, bCol, kPadded, vec4s per k (tile columns / 4)]
 const PACK_PARAM_WORDS = 7;
+
+/**
+ * How the pack reads B: `strided` one f32 at a time, any strides (and f16); `n4` a vec4 of 4 columns at
+ * a k (columns contiguous: B [K, N] row-major, as dX = dY·W and dW = dYᵀ·X read it); `k4` 4 vec4s of
+ * 4 k's each, one per column, transposed in registers (k contiguous: B = Wᵀ, as x·Wᵀ reads it), so an
+ * invocation writes 4 k's of its column vec4. On lavapipe a vec4 load costs about what a scalar one
+ * does, so the vec4 modes need a quarter of the loads.
+ */
+export type PackMode = 'strided' | 'n4' | 'k4';
+
+/** The pack's read mode for B [k, n] (f32) at this layout: the vec4 modes need vec4-aligned rows or columns. */
+export function packMode(k: number, n: number, b: MatmulOperand, half: boolean): PackMode {
+  if (half || b.offset % 4 !== 0 || k < 4 || n < 4) return 'strided';
+  if (b.colStride === 1 && n % 4 === 0 && (k === 1 || b.rowStride % 4 === 0)) return 'n4';
+  if (b.rowStride === 1 && k % 4 === 0 && (n === 1 || b.colStride % 4 === 0)) return 'k4';
+  return 'strided';
+}
 
 /**
  * packed[t][k][c] = B[k, t·T + c] for t < tiles, k < kPadded, c < T (zero past K or N), as vec4s over c:
  * the layout the 'window' kernel reads, one 64 KiB window per windowK values of k of a tile.
  */
-export function matmulPackKernel(half: boolean): Kernel {
-  const key = `matmul_pack_b${half ? ':f16' : ''}`;
+export function matmulPackKernel(half: boolean, mode: PackMode = 'strided'): Kernel {
+  if (half && mode !== 'strided') throw new Error(`matmul_pack_b: f16 operands are packed in the strided mode only, not ${mode}`);
+  const key = `matmul_pack_b${half ? ':f16' : ''}${mode === 'strided' ? '' : `:${mode}`}`;
+  const name = `matmul_pack_b${half ? ':f16' : ''}${mode === 'strided' ? '' : `_${mode}`}`;
+  const bType = half ? 'u32' : mode === 'strided' ? 'f32' : 'vec4<f32>';
+  const head = `let per = pu(6u);
+  let c4 = gid.x; let t = gid.z;
+  if (c4 >= per) { return; }
+  let n = (t * per + c4) * 4u;
+  let K = pu(0u); let N = pu(1u);`;
+  const bodies: Record<PackMode, string> = {
+    strided: `let k = gid.y;
+  out[(t * pu(5u) + k) * per + c4] = vec4<f32>(ld(k, n), ld(k, n + 1u), ld(k, n + 2u), ld(k, n + 3u));`,
+    // N % 4 = 0: the 4 columns are all in or all out.
+    n4: `let k = gid.y;
+  let v = b[(pu(2u) + min(k, K - 1u) * pu(3u) + min(n, N - 4u)) >> 2u];
+  out[(t * pu(5u) + k) * per + c4] = select(vec4<f32>(0.0), v, k < K && n < N);`,
+    // K % 4 = 0: the 4 k's are all in or all out; column j of the 4 is B[k0.., n + j].
+    k4: `let k0 = gid.y * 4u;
+  let kIn = k0 < K;
+  var col: array<vec4<f32>, 4>;
+  for (var j = 0u; j < 4u; j++) {
+    let v = b[(pu(2u) + min(n + j, N - 1u) * pu(4u) + min(k0, K - 4u)) >> 2u];
+    col[j] = select(vec4<f32>(0.0), v, kIn && n + j < N);
+  }
+  let base = (t * pu(5u) + k0) * per + c4;
+  out[base] = vec4<f32>(col[0].x, col[1].x, col[2].x, col[3].x);
+  out[base + per] = vec4<f32>(col[0].y, col[1].y, col[2].y, col[3].y);
+  out[base + 2u * per] = vec4<f32>(col[0].z, col[1].z, col[2].z, col[3].z);
+  out[base + 3u * per] = vec4<f32>(col[0].w, col[1].w, col[2].w, col[3].w);`,
+  };
   return defineKernel(key, () => ({
-    name: key,
+    name,
     paramWords: PACK_PARAM_WORDS,
     bindings: ['out', 'b'],
     halfBindings: half ? ['b'] : undefined,
-    source: `// B [K, N] (any strides) packed into column tiles for the 'window' matmul
+    source: `// B [K, N] (${mode === 'strided' ? 'any strides' : mode === 'n4' ? 'columns contiguous, read as vec4s' : 'k contiguous, read as vec4s of 4 k\'s'}) packed into column tiles for the 'window' matmul
 ${paramsBlock(PACK_PARAM_WORDS)}
-${storage({ out: ['read_write', 'vec4<f32>'], b: ['read', half ? 'u32' : 'f32'] }).wgsl}
-fn ld(k: u32, n: u32) -> f32 {
+${storage({ out: ['read_write', 'vec4<f32>'], b: ['read', bType] }).wgsl}
+${mode === 'strided' ? `fn ld(k: u32, n: u32) -> f32 {
   let K = pu(0u); let N = pu(1u);
   let i = pu(2u) + min(k, K - 1u) * pu(3u) + min(n, N - 1u) * pu(4u);
   let v = ${half ? 'unpack2x16float(b[i >> 1u])[i & 1u]' : 'b[i]'};
   return select(0.0, v, k < K && n < N);
-}
+}` : ''}
 @compute @workgroup_size(${PACK_X}, ${PACK_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let per = pu(6u);
-  let c4 = gid.x; let k = gid.y; let t = gid.z;
-  if (c4 >= per) { return; }
-  let n = (t * per + c4) * 4u;
-  out[(t * pu(5u) + k) * per + c4] = vec4<f32>(ld(k, n), ld(k, n + 1u), ld(k, n + 2u), ld(k, n + 3u));
+  ${head}
+  ${bodies[mode]}
 }
 `,
   }));
 }
 
-export function matmulPackParams(k: number, n: number, b: MatmulOperand, tileVec4s: number): { params: Uint32Array; workgroups: [number, number, number] } {
+export function matmulPackParams(k: number, n: number, b: MatmulOperand, tileVec4s: number, mode: PackMode = 'strided'): { params: Uint32Array; workgroups: [number, number, number] } {
   const p = windowPacking(k, n, tileVec4s);
   return {
     params: new Params().u32(k, n, b.offset, b.rowStride, b.colStride, p.kPadded, p.tileCols / 4).toArray(),
-    // kPadded is a whole number of windows, a multiple of PACK_Y.
-    workgroups: [Math.ceil(p.tileCols / 4 / PACK_X), p.kPadded / PACK_Y, p.tiles],
+    // kPadded is a whole number of windows, a multiple of 4·PACK_Y.
+    workgroups: [Math.ceil(p.tileCols / 4 / PACK_X), p.kPadded / (mode === 'k4' ? 4 : 1) / PACK_Y, p.tiles],
   };
 }

@@ -43,7 +43,7 @@ import type { KernelWork } from '../engine/profile-report.js';
 import type { PooledBuffer, UniformWindow } from '../engine/buffer-pool.js';
 import { MAX_WORKGROUPS_PER_DIM, launch } from './wgsl.js';
 import { planMatmul, type MatmulEpilogue, type MatmulKernelConfig, type MatmulOperand, type MatmulOptions } from './matmul-plan.js';
-import { matmulKernel, matmulPackKernel, matmulPackParams, matmulParams, matmulWorkgroups, windowPacking } from './matmul-wgsl.js';
+import { matmulKernel, matmulPackKernel, matmulPackParams, matmulParams, matmulWorkgroups, packMode, windowPacking, PACK_K4_BLOCK } from './matmul-wgsl.js';
 
 /**
  * act(a·b + bias) + residual for a [..., M, K] and b [..., K, N] with broadcast batch axes. Transposed
@@ -127,15 +127,18 @@ export function launchMatmul(config: MatmulKernelConfig, buffers: Readonly<Recor
   }
   const device = buffers.out.device;
   const pk = windowPacking(k, n, config.lanes * config.colVecs);
-  const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs);
+  const half = config.operands === 'f16';
+  // 'k4' writes blocks of 4 k's per invocation: kPadded (whole windows) must be a multiple of them.
+  const read = packMode(k, n, call.b, half);
+  const mode = read === 'k4' && pk.kPadded % PACK_K4_BLOCK !== 0 ? 'strided' : read;
+  const pack = matmulPackParams(k, n, call.b, config.lanes * config.colVecs, mode);
   if (pack.workgroups.some((g) => g > MAX_WORKGROUPS_PER_DIM)) {
     throw new ShapeError(`matmul: packing B [${k}, ${n}] for the 'window' variant needs ${pack.workgroups.join('×')} workgroups, over the ${MAX_WORKGROUPS_PER_DIM} per dimension WebGPU allows; pass { variant: 'subgroup' }`);
   }
-  const half = config.operands === 'f16';
   // The pack of an unchanged B (a weight in inference) is kept from its second use on (engine/derived.ts).
   const source = buffers.b.storage.buffer;
   const packKey = `matmul_pack_b:${half ? 'f16' : 'f32'}:${pack.params.join(',')}`;
-  const fill = (into: PooledBuffer) => device.dispatch(matmulPackKernel(half), [into, source], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
+  const fill = (into: PooledBuffer) => device.dispatch(matmulPackKernel(half, mode), [into, source], pack.params, pack.workgroups, { bytes: pk.floats * 4 + (half ? 2 : 4) * k * n });
   const { buffer: packed, temporary } = device.derived.get(source, packKey, pk.floats * 4, fill, call.keepPack ?? true);
   try {
     const windows = config.windows ?? 1;

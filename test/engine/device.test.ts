@@ -50,11 +50,16 @@ describe('device', () => {
     await a.add(a).data();
     const count = device.pipelineCount;
     // Other shapes that collapse to the same rank and layout reuse the kernel and its pipeline.
-    await device.ones([7, 2]).add(device.ones([7, 2])).data();
-    await device.ones([9, 4, 3]).add(device.ones([9, 4, 3])).data();
+    await device.ones([7, 3]).add(device.ones([7, 3])).data();
+    await device.ones([9, 5, 3]).add(device.ones([9, 5, 3])).data();
     expect(device.pipelineCount).toBe(count);
     await device.ones([9, 4]).add(device.ones([9, 1])).data(); // broadcast: a new variant
     expect(device.pipelineCount).toBe(count + 1);
+    // Sizes that are a multiple of 4: the vec4 kernel, one pipeline for all of them.
+    await device.ones([4, 4]).add(device.ones([4, 4])).data();
+    expect(device.pipelineCount).toBe(count + 2);
+    await device.ones([8, 2, 3]).add(device.ones([8, 2, 3])).data();
+    expect(device.pipelineCount).toBe(count + 2);
     expect(elementwiseKernel('add', 1, true, [true, true])).toBe(elementwiseKernel('add', 1, true, [true, true]));
   });
 

@@ -2,8 +2,8 @@
 // unary and binary math, broadcasting, scalar operands, strided views; and every kernel variant compiles.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ELEMENTWISE_OPS, elementwiseCpu, elementwiseKernel, fillKernel, type ElementwiseOpName } from '../../kernels/elementwise.js';
-import { ShapeError, type Device, where } from '../../engine/node.js';
+import { ELEMENTWISE_OPS, elementwiseCpu, elementwiseKernel, elementwiseVec4Kernel, fillKernel, writeElementwise, type ElementwiseOpName } from '../../kernels/elementwise.js';
+import { ShapeError, Tensor, type Device, where } from '../../engine/node.js';
 import { broadcastCpu, expectClose, expectCompiles, getDevice, permuteCpu, seededValues } from '../helpers.js';
 
 let device: Device;
@@ -183,7 +183,46 @@ describe('elementwise kernel variants', () => {
       const n = ELEMENTWISE_OPS[op].inputs;
       kernels.push(elementwiseKernel(op, 1, true, Array(n).fill(true)));
       kernels.push(elementwiseKernel(op, 3, false, Array(n).fill(false)));
+      kernels.push(elementwiseVec4Kernel(op));
     }
     expect(await expectCompiles(device, kernels)).toBe(kernels.length);
+  });
+});
+
+describe('the vec4 kernel (linear operands at vec4 offsets, sizes a multiple of 4)', () => {
+  const n = 4 * 61;
+  /** Inputs per op and position inside the domain its math is defined on. */
+  const domain = (op: ElementwiseOpName, k: number): [number, number] => {
+    if (op === 'pow' || op === 'powScalar') return k === 0 ? [0.1, 3] : [-2, 2];
+    if (op === 'div' && k === 1) return [0.5, 2];
+    return k === 0 ? (DOMAIN[op] ?? [-4, 4]) : [-4, 4];
+  };
+  const scalarsOf = (op: ElementwiseOpName) => (op === 'clamp' || op === 'clampGrad' ? [-1, 1] : [0.75]);
+
+  it.each(Object.keys(ELEMENTWISE_OPS) as ElementwiseOpName[])('%s: vec4 at offset 4 and scalar at offset 2 both match the CPU reference', async (op) => {
+    const inputs = Array.from({ length: ELEMENTWISE_OPS[op].inputs }, (_, k) => {
+      const v = seededValues(n, 31 + k, ...domain(op, k));
+      return op === 'where' && k === 0 ? v.map((x) => Math.round(x / 3)) : v;
+    });
+    const scalars = scalarsOf(op);
+    const expected = elementwiseCpu(op, inputs, scalars);
+    for (const at of [4, 2]) {
+      // Each input and the output sit `at` elements into a larger buffer: linear views at that offset.
+      const padded = inputs.map((v) => {
+        const p = new Float32Array(n + 8);
+        p.set(v, at);
+        return device.tensor(p, [n + 8]);
+      });
+      const views = padded.map((t) => t.slice([at], [at + n]));
+      const outBase = Tensor.empty(device, [n + 8]);
+      const out = outBase.slice([at], [at + n]);
+      const session = device.profile();
+      writeElementwise(op, out, views, scalars);
+      const got = await out.data();
+      const names = (await session.stop()).kernels.map((k) => k.name);
+      expect(names, `${op} at offset ${at}`).toContain(at === 4 ? `elementwise_${op}_v4` : `elementwise_${op}`);
+      expectClose(got, expected, TOL[op] ?? { atol: 1e-6, rtol: 1e-6 }, `${op} at offset ${at}`);
+      for (const t of [...padded, ...views, outBase, out]) t.dispose();
+    }
   });
 });

@@ -228,6 +228,45 @@ describe("matmul 'window': B in uniform windows, K in passes", () => {
     expect(two.windows).toBe(2);
   });
 
+  // The pack reads B with vec4 loads where its layout allows (kernels/matmul-wgsl.ts, packMode):
+  // 'n4' for columns contiguous, 'k4' for k contiguous (B = Wᵀ), else one f32 at a time.
+  it.for<[string, Case, string]>([
+    ['Wᵀ, K % 4 = 0, a column tail', { m: 40, k: 36, n: 50, bT: true }, 'matmul_pack_b_k4'],
+    ['Wᵀ over three windows', { m: 40, k: 0, n: 20, bT: true }, 'matmul_pack_b_k4'],
+    ['row-major, N % 4 = 0, a k tail', { m: 40, k: 37, n: 36 }, 'matmul_pack_b_n4'],
+    ['row-major, N % 4 != 0', { m: 40, k: 36, n: 50 }, 'matmul_pack_b'],
+    ['Wᵀ, K % 4 != 0', { m: 40, k: 38, n: 36, bT: true }, 'matmul_pack_b'],
+  ])('packs B %s with the kernel the layout allows', async ([, c, kernel], { skip }) => {
+    const s = lanes();
+    if (!s) skip();
+    const k = c.k || 3 * windowK(s!) - 8;
+    const session = device.profile();
+    await check('window', { ...c, k }, { bias: true }, { windows: 1 });
+    const packs = (await session.stop()).kernels.filter((x) => x.name.startsWith('matmul_pack_b'));
+    expect(packs.map((x) => x.name)).toEqual([kernel]);
+  });
+
+  it('packs a B that starts at an offset: vec4 loads at a multiple of 4 elements, scalar ones elsewhere', async ({ skip }) => {
+    if (!lanes()) skip();
+    const [m, k, n] = [40, 24, 36];
+    const a = seededValues(m * k, 21);
+    const b = seededValues(k * n, 22);
+    const want = matmulCpu(Float64Array.from(a), Float64Array.from(b), 1, m, k, n);
+    for (const [at, kernel] of [[4, 'matmul_pack_b_n4'], [2, 'matmul_pack_b'], [0, 'matmul_pack_b_n4']] as const) {
+      const flat = new Float32Array(at + k * n + 4);
+      flat.set(b, at);
+      const store = device.tensor(flat, [flat.length]);
+      const B = store.slice([at], [at + k * n]).reshape([k, n]);
+      expect(B.offset).toBe(at);
+      const A = device.tensor(a, [m, k]);
+      const session = device.profile();
+      const { out } = matmulFused(A, B, {}, { variant: 'window' });
+      expectClose(await out.data(), want, tol(k), `B at offset ${at}`);
+      expect((await session.stop()).kernels.filter((x) => x.name.startsWith('matmul_pack_b')).map((x) => x.name)).toEqual([kernel]);
+      for (const t of [store, B, A, out]) t.dispose();
+    }
+  });
+
   it('two column vec4s per lane: tiles twice as wide, windows half as deep', async ({ skip }) => {
     const s = lanes();
     if (!s) skip();
