@@ -2,7 +2,7 @@
 // both kernel variants, strided views, long rows (two passes); and every variant compiles.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { reduceCpu, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
+import { reduceColumnsKernel, reduceCpu, reduceKernel, reduceParams, reduceUsesWorkgroup, reduceWorkgroups, type ReduceOpName } from '../../kernels/reduce.js';
 import { TREE_ROW_REDUCE, defaultRowReduce, fixedSubgroupSize, launch, type RowReduce } from '../../kernels/wgsl.js';
 import { Tensor } from '../../engine/tensor.js';
 import { ShapeError, type Device } from '../../engine/node.js';
@@ -26,6 +26,11 @@ const cases: [readonly number[], number[]][] = [
   [[9001, 2], [0]],
   [[2, 3, 4, 5, 6], [0, 1, 2, 3, 4]],
   [[9, 9], []],
+  // Leading axes reduced, the kept ones contiguous and a multiple of 4: the vec4 column kernel.
+  [[300, 36], [0]], // five chunks of rows, then the partials
+  [[5, 6, 8], [0, 1]],
+  [[40, 4], [0]], // one chunk
+  [[5000, 8], [0]], // 79 chunks: three passes
 ];
 
 describe.each(['sum', 'mean', 'max', 'min'] as const)('%s', (op) => {
@@ -42,6 +47,28 @@ describe.each(['sum', 'mean', 'max', 'min'] as const)('%s', (op) => {
     }
     // f32 accumulation over up to 1,000 terms of magnitude <= 2.
     expectClose(await got.data(), ref, { atol: 2e-5, rtol: 1e-5 }, `${op}${JSON.stringify(axes)}`);
+  });
+});
+
+describe('the vec4 column kernel', () => {
+  it('takes leading-axis reductions of vec4-aligned views, and leaves the rest to the other kernels', async () => {
+    // x [R, 40]: columns 4..36 are a view at offset 4 with rows 40 apart (vec4 column kernel); columns
+    // 2..34 start at offset 2 (the per-workgroup kernel).
+    const [R, W] = [150, 40];
+    const data = seededValues(R * W, 5, -2, 2);
+    const x = device.tensor(data, [R, W]);
+    for (const [from, kernel] of [[4, 'reduce_sum_cols4'], [2, 'reduce_sum']] as const) {
+      const view = x.slice([0, from], [R, from + 32]);
+      const session = device.profile();
+      const got = await view.sum([0]).data();
+      const names = (await session.stop()).kernels.map((k) => k.name);
+      expect(names, `columns from ${from}`).toContain(kernel);
+      if (kernel === 'reduce_sum') expect(names).not.toContain('reduce_sum_cols4');
+      const ref = Array.from({ length: 32 }, (_, c) => Array.from({ length: R }, (_, r) => data[r * W + from + c]).reduce((a, b) => a + b, 0));
+      expectClose(got, ref, { atol: 2e-5, rtol: 1e-5 }, `columns from ${from}`);
+      view.dispose();
+    }
+    x.dispose();
   });
 });
 
@@ -102,12 +129,13 @@ describe('reduce kernel variants', () => {
     return s !== null && s >= 8 ? [TREE_ROW_REDUCE, { wg: s, subgroup: true }] : [TREE_ROW_REDUCE];
   };
 
-  it('every op compiles per thread and per workgroup, at the ranks the launcher produces', async () => {
+  it('every op compiles per thread, per workgroup (at the ranks the launcher produces) and per vec4 column', async () => {
     const kernels = [];
     for (const op of ['sum', 'max', 'min'] as ReduceOpName[]) {
       for (const row of [null, ...rowVariants()]) {
         for (const [kept, red] of [[0, 1], [1, 1], [2, 3], [8, 8]]) kernels.push(reduceKernel(op, kept, red, row));
       }
+      kernels.push(reduceColumnsKernel(op));
     }
     expect(await expectCompiles(device, kernels)).toBe(kernels.length);
   });
