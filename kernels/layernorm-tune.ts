@@ -46,7 +46,7 @@ function family(kind: Kind): TuneFamily<LayerNormCall> {
       return {
         run(id) {
           const v = layerNormCandidate(id);
-          launch(kind === 'forward' ? layerNormForwardKernel(v) : layerNormBackwardKernel(v), buffers, params, rowWorkgroups(rows));
+          launch(kind === 'forward' ? layerNormForwardKernel(v, d % 4 === 0) : layerNormBackwardKernel(v, d % 4 === 0), buffers, params, rowWorkgroups(rows));
         },
         dispose() {
           for (const t of Object.values(buffers)) t.dispose();

@@ -39,7 +39,8 @@ describe('layerNorm operands', () => {
 });
 
 describe('layerNorm kernel variants', () => {
-  it('forward, dx and dγ/dβ compile', async () => {
-    expect(await expectCompiles(device, [layerNormForwardKernel(), layerNormBackwardKernel(), layerNormParamGradKernel()])).toBe(3);
+  it('forward, dx and dγ/dβ compile, scalar and vec4', async () => {
+    const kernels = [false, true].flatMap((v4) => [layerNormForwardKernel(undefined, v4), layerNormBackwardKernel(undefined, v4), layerNormParamGradKernel(v4)]);
+    expect(await expectCompiles(device, kernels)).toBe(6);
   });
 });

@@ -12,9 +12,9 @@ beforeAll(async () => {
 });
 
 describe('layerNorm', () => {
-  it('gradient check (dx, dγ, dβ) on a strided input', async () => {
+  // D = 11 takes the scalar kernels, D = 12 the vec4 ones.
+  it.each([11, 12])('gradient check (dx, dγ, dβ) on a strided input, D = %i', async (d) => {
     const rows = 6;
-    const d = 11;
     await gradCheck(device, {
       name: 'layerNorm',
       inputs: [{ shape: [d, rows] }, { shape: [d], lo: 0.5, hi: 1.5 }, { shape: [d] }],
