@@ -16,9 +16,9 @@ export * from './tune-node.js';
 let globalsInstalled = false;
 // Dawn's GPU instances live as long as the process: one per set of flags, made once, never dropped.
 // An instance that is garbage-collected tears down its Vulkan instance under the devices of the
-// others: on SwiftShader the next submit or map of a live device then aborts the process
-// (std::system_error "Invalid argument", or SIGSEGV), seen after listAdapters, a NoAdapterError or a
-// destroyed device once the collector ran; an instance's own device dies the same way without it.
+// others: the next submit or map of a live device then aborts the process (std::system_error
+// "Invalid argument", or SIGSEGV; lavapipe and SwiftShader alike), seen after listAdapters, a
+// NoAdapterError or a destroyed device once the collector ran (test/engine/instances.test.ts).
 const instances = new Map<string, GPU>();
 
 /** Dawn's instance for these flags, created at the first call and kept for the process's lifetime. */

@@ -377,8 +377,8 @@ export type PackMode = 'strided' | 'n4' | 'k4';
 /** The pack's read mode for B [k, n] (f32) at this layout: the vec4 modes need vec4-aligned rows or columns. */
 export function packMode(k: number, n: number, b: MatmulOperand, half: boolean): PackMode {
   if (half || b.offset % 4 !== 0 || k < 4 || n < 4) return 'strided';
-  if (b.colStride === 1 && n % 4 === 0 && (k === 1 || b.rowStride % 4 === 0)) return 'n4';
-  if (b.rowStride === 1 && k % 4 === 0 && (n === 1 || b.colStride % 4 === 0)) return 'k4';
+  if (b.colStride === 1 && n % 4 === 0 && b.rowStride % 4 === 0) return 'n4';
+  if (b.rowStride === 1 && k % 4 === 0 && b.colStride % 4 === 0) return 'k4';
   return 'strided';
 }
 

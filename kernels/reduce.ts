@@ -141,7 +141,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c4 = gid.x; let chunk = gid.y;
   if (c4 >= C4) { return; }
   let r1 = min(pu(1u), (chunk + 1u) * ${COLUMN_ROWS}u);
-  var acc = vec4<f32>(${r.init.replace(`pf(${P_INIT_SLOT}u)`, 'pf(5u)')});
+  var acc = vec4<f32>(pf(5u));
   for (var row = chunk * ${COLUMN_ROWS}u; row < r1; row++) {
     acc = ${r.combine('acc', 'inp[pu(2u) + row * pu(3u) + c4]')};
   }
