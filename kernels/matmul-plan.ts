@@ -151,6 +151,20 @@ export function windowFits(device: MatmulDeviceCaps, shape: MatmulShape): boolea
   return shape.rows * shape.k * shape.n >= WINDOW_MIN_MACS && shape.rows >= 4 * defaultRows('subgroup', shape.rows, s);
 }
 
+/**
+ * Column vec4s per lane for 'window': 2 (tiles of 128 columns, windows of half the k's) at 16 lanes
+ * where N fills such a tile and K needs no more passes than with 1; else 1. In the ViT-B/16 step on
+ * lavapipe at 512 bits that is the K = 768 products (the forward's qkv, proj and fc1, and dX of proj
+ * and fc2): interleaved runs put the forward 7% faster and the train step 3% (bench/RESULTS.md, "The
+ * matmul's ceiling on lavapipe"). With 2 everywhere, the extra passes of K = 1576 and 3072 gave back
+ * most of it. At 8 lanes it was not measured.
+ */
+export function windowColVecs(lanes: number, n: number, k: number, windowsPerPass: number): number {
+  if (lanes !== 16 || n < 8 * lanes) return 1;
+  const passes = (colVecs: number) => Math.ceil(Math.max(1, Math.ceil(k / windowK(lanes * colVecs))) / windowsPerPass);
+  return passes(2) === passes(1) ? 2 : 1;
+}
+
 /** Uniform windows one 'window' pass may bind: the device's uniform buffers per stage, less the params. */
 export function maxWindows(device: MatmulDeviceCaps): number {
   return Math.max(1, (device.info?.limits.maxUniformBuffersPerShaderStage ?? 12) - 1);
@@ -177,7 +191,7 @@ export function matmulConfig(
   const bl = options.forceStrided ? 'strided' : bLayout(b, k);
   if (variant === 'tiled') lanes = TILE_WG * TILE_WG;
   const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant === 'window' ? 'subgroup' : variant, m, lanes);
-  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? 1;
+  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? (variant === 'window' ? windowColVecs(lanes, shape.n, k, Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)))) : 1);
   if ((variant === 'subgroup' || variant === 'window') && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
   if (variant === 'register' && al === 'm4' && rows % 4 !== 0) al = 'strided';
   const kTail = k % 4 !== 0;

@@ -13,6 +13,7 @@ import {
   fixedSubgroupSize,
   matmulPlan,
   maxWindows,
+  windowColVecs,
   windowK,
   type MatmulEpilogue,
   type MatmulKernelConfig,
@@ -276,14 +277,37 @@ describe("matmul 'window': B in uniform windows, K in passes", () => {
     await check('window', { m: 37, k: k + 1, n: 70, aT: true }, { gelu: true, pre: true }, { rows: 2 * s!, colVecs: 2 });
   });
 
+  it('takes 2 column vec4s per lane at 16 lanes where N fills a 128-column tile and K needs no extra pass', () => {
+    // ViT-B at batch 8, 11 windows per pass (lavapipe): K = 768 fits one pass either way.
+    expect(windowColVecs(16, 768, 768, 11)).toBe(2);
+    expect(windowColVecs(16, 2304, 768, 11)).toBe(2);
+    expect(windowColVecs(16, 128, 100, 11)).toBe(2);
+    // dW (K = 1576 tokens): 7 windows of 256 k's in one pass, but 13 of 128 in two.
+    expect(windowColVecs(16, 768, 1576, 11)).toBe(1);
+    // K = 3072: 2 passes against 3; K = 2816: 1 against 2; one window per pass: 7 passes against 13.
+    expect(windowColVecs(16, 768, 3072, 11)).toBe(1);
+    expect(windowColVecs(16, 768, 2816, 11)).toBe(1);
+    expect(windowColVecs(16, 768, 1576, 1)).toBe(1);
+    // A narrow N, or 8 lanes (not measured there).
+    expect(windowColVecs(16, 127, 768, 11)).toBe(1);
+    expect(windowColVecs(8, 768, 768, 11)).toBe(1);
+  });
+
   it('is the rule on CPU adapters with one subgroup size, for Linear-sized products with one B', () => {
     const x = device.zeros([2, 197, 256]);
     const w = device.zeros([192, 256]);
     const plan = matmulPlan(x, w.transpose());
     if (device.isCpuAdapter && fixedSubgroupSize(device)) {
       expect(plan.variant).toBe('window');
-      // As many windows per pass as the device's uniform buffers allow (one holds the params).
-      expect(plan.windows).toBe(Math.min(Math.ceil(256 / windowK(fixedSubgroupSize(device)!)), maxWindows(device)));
+      // Tiles of 128 columns at 16 lanes (N = 192 fills one), and as many windows per pass as the
+      // device's uniform buffers allow (one holds the params).
+      const s = fixedSubgroupSize(device)!;
+      expect(plan.colVecs).toBe(s === 16 ? 2 : 1);
+      expect(plan.windows).toBe(Math.min(Math.ceil(256 / windowK(s * plan.colVecs)), maxWindows(device)));
+      // A K that would need an extra pass at 128 columns (13 windows of 128 k's) keeps 64.
+      const deep = matmulPlan(device.zeros([2, 197, 1576]), device.zeros([192, 1576]).transpose());
+      expect(deep).toMatchObject({ variant: 'window', colVecs: windowColVecs(s, 192, 1576, maxWindows(device)) });
+      if (s === 16 && maxWindows(device) < 13) expect(deep.colVecs).toBe(1);
     } else expect(plan.variant).not.toBe('window');
     // A small product, one with rows for fewer than 4 workgroups, or one B per batch, keeps the others.
     expect(matmulPlan(device.zeros([8, 64]), device.zeros([64, 16])).variant).not.toBe('window');
