@@ -155,9 +155,9 @@ export function windowFits(device: MatmulDeviceCaps, shape: MatmulShape): boolea
  * Column vec4s per lane for 'window': 2 (tiles of 128 columns, windows of half the k's) at 16 lanes
  * where N fills such a tile and K needs no more passes than with 1; else 1. In the ViT-B/16 step on
  * lavapipe at 512 bits that is the K = 768 products (the forward's qkv, proj and fc1, and dX of proj
- * and fc2): interleaved runs put the forward 7% faster and the train step 3% (bench/RESULTS.md, "The
- * matmul's ceiling on lavapipe"). With 2 everywhere, the extra passes of K = 1576 and 3072 gave back
- * most of it. At 8 lanes it was not measured.
+ * and fc2). Alternated runs put the forward 5% faster and the train step 4% (medians of 7 pairs).
+ * With 2 everywhere (extra passes for K = 1576 and 3072) the gain was smaller and less steady
+ * (bench/RESULTS.md, "The matmul's ceiling on lavapipe"). At 8 lanes it was not measured.
  */
 export function windowColVecs(lanes: number, n: number, k: number, windowsPerPass: number): number {
   if (lanes !== 16 || n < 8 * lanes) return 1;
