@@ -191,7 +191,9 @@ export function matmulConfig(
   const bl = options.forceStrided ? 'strided' : bLayout(b, k);
   if (variant === 'tiled') lanes = TILE_WG * TILE_WG;
   const rows = variant === 'tiled' ? TILE : options.rows ?? defaultRows(variant === 'window' ? 'subgroup' : variant, m, lanes);
-  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? (variant === 'window' ? windowColVecs(lanes, shape.n, k, Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)))) : 1);
+  // 'window': at most this many windows per pass over K (the device's limit, or fewer if asked).
+  const windowCap = Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)));
+  const colVecs = variant === 'tiled' ? TILE / 4 : options.colVecs ?? (variant === 'window' ? windowColVecs(lanes, shape.n, k, windowCap) : 1);
   if ((variant === 'subgroup' || variant === 'window') && rows % lanes !== 0) throw new ShapeError(`matmul: rows ${rows} must be a multiple of the subgroup size ${lanes}`);
   if (variant === 'register' && al === 'm4' && rows % 4 !== 0) al = 'strided';
   const kTail = k % 4 !== 0;
@@ -199,8 +201,7 @@ export function matmulConfig(
   if (variant === 'window') {
     if (WINDOW_VEC4S % (lanes * colVecs) !== 0) throw new ShapeError(`matmul: 'window' tiles of ${lanes}×${colVecs} vec4s don't divide a window of ${WINDOW_VEC4S}`);
     const total = Math.max(1, Math.ceil(k / windowK(lanes * colVecs)));
-    const most = Math.max(1, Math.min(options.windows ?? maxWindows(device), maxWindows(device)));
-    config.windows = Math.ceil(total / Math.ceil(total / most));
+    config.windows = Math.ceil(total / Math.ceil(total / windowCap));
   }
   return config;
 }
