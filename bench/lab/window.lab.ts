@@ -19,12 +19,13 @@
 // the result are not checked: bench/lab/matmul.lab.ts and the tests do that for the engine's kernels.
 // The main thread's wait is throttled as in the engine (engine/node.ts), or it would take a core.
 //
-// Results (2026-11-30 15:20–16:05 UTC, lavapipe at 512-bit vectors, Mesa 25.0.7 / LLVM 15, 2 AMD EPYC
+// Results (2026-11-30 15:20–15:35 UTC, lavapipe at 512-bit vectors, Mesa 25.0.7 / LLVM 15, 2 AMD EPYC
 // Zen 4 cores, nothing else running; median GFLOP/s, configurations interleaved in one process; full
-// table in bench/RESULTS.md, "Where the matmul's ceiling is on lavapipe"):
+// table in bench/RESULTS.md, "The matmul's ceiling on lavapipe, and 128-column tiles"):
 //   --edits ,fma,fakeA,fakeA+fma (64x1):    48.7, 47.1, 77.1, 62.6
 //   --configs 64x1,48x2,64x2,80x1:          56.5, 58.1, 58.1, 52.6
 //   --edits ,wide (64x1):                   68.1, 44.8 (16.5 s to compile)
+//   --configs 64x1,64x2 --edits ,fakeA:     68.1, 90.4 (fakeA), 73.4, 90.3 (fakeA)   (15:30, this file)
 
 import { create, globals } from 'webgpu';
 import { applyLavapipeVectorWidth, throttleDawnPolling } from '../../engine/node.js';
