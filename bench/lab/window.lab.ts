@@ -7,13 +7,17 @@
 //
 // Arguments (all optional): --shape MxKxN (A [M, K] k-contiguous; default 1576x768x768, the attention
 // projection at batch 8)  --configs 64x1,64x2,...  (rows × column vec4s per lane; 16 lanes)
-// --edits ,fma,fakeA,wide  (the empty name is the kernel as the engine generates it)  --reps 5  --print
+// --edits ,fma,fakeA,fakeB,k8,sparams,wide  (the empty name is the kernel as the engine generates it)  --reps 5  --print
 // (print the first configuration's WGSL and stop).
 //
 // Edits:
 //   fma    every accumulator update as a chain of fma() calls instead of `acc += a0*b0 + ... + a3*b3`;
 //   fakeA  the loads of A replaced by arithmetic on their index (what the kernel would cost if A were free);
-//   wide   A read 16 k's at a time (one array<vec4<f32>, 4> per lane and row group) for 4 blocks of k.
+//   wide   A read 16 k's at a time (one array<vec4<f32>, 4> per lane and row group) for 4 blocks of k;
+//   fakeB  the loads of B from the windows replaced by arithmetic on their index;
+//   k8     two blocks of 4 k's per iteration and one (masked) accumulator write per 8 k's;
+//   sparams the params block as a read-only storage buffer, which frees a uniform binding for a 12th
+//          window (the only way to run K = 768 at 4 column vec4s, or K = 3072 at 1, in one pass).
 //
 // B comes from uniform windows filled with arbitrary values (the pack is not timed here); the values of
 // the result are not checked: bench/lab/matmul.lab.ts and the tests do that for the engine's kernels.
@@ -26,6 +30,17 @@
 //   --configs 64x1,48x2,64x2,80x1:          56.5, 58.1, 58.1, 52.6
 //   --edits ,wide (64x1):                   68.1, 44.8 (16.5 s to compile)
 //   --configs 64x1,64x2 --edits ,fakeA:     68.1, 90.4 (fakeA), 73.4, 90.3 (fakeA)   (15:30, this file)
+// Later runs (2026-11-30 17:50–18:00 UTC, same machine, the host noisier: medians spread, best runs quoted):
+//   --configs 64x2 --edits ,fakeA,fakeB:    best 76.9, 91.8, 84.7; medians 73.9, 91.4, 77.8. A costs ~20%
+//                                           of the kernel, B (8 vec4 gathers per block from the uniform
+//                                           windows) ~5%.
+//   --configs 64x1,64x2 --edits ,k8:        best 60.2, 57.5 (k8), 72.9, 55.8 (k8): the 8-k sums must be
+//                                           held across the block (spilled like the accumulators), and
+//                                           the k8 kernel at 64x2 took 34 s to compile. Slower; not used.
+//   --shape 1576x768x2304 --configs 64x2,64x4 --edits sparams (11 rounds): best 76.1 and 77.7, medians
+//                                           75.4 and 72.4; no gain at 4 column vec4s, and its first
+//                                           compile took 111 s (64x2 with storage params: 17 s). sparams
+//                                           alone: best 75.2 (uniform) and 75.8 (storage), the same.
 
 import { create, globals } from 'webgpu';
 import { applyLavapipeVectorWidth, throttleDawnPolling } from '../../engine/node.js';
@@ -52,6 +67,30 @@ const fakeA: Edit = (s) =>
     .replace(/let ag(\d+) = a\[([^\]]+)\];/g, 'let ag$1 = fk($2);')
     // keep `a` bound (the layout is 'auto'), at no cost in the loop
     .replace('var tile:', 'if (K == 1u) { acc0_0 += a[0]; }\n  var tile:');
+
+const fakeB: Edit = (s) =>
+  s
+    .replace('@compute', `${FAKE}@compute`)
+    .replace(/let b(\d+)_(\d+) = bw(\d+)\[([^\]]+)\];/g, 'let b$1_$2 = fk($4);')
+    // keep the windows bound (the layout is 'auto'), at no cost in the loop
+    .replace('var tile:', (m) => `if (K == 1u) { ${[...s.matchAll(/var<uniform> (bw\d+)/g)].map((w) => `acc0_0 += ${w[1]}[0];`).join(' ')} }\n  ${m}`);
+
+/**
+ * Two blocks of 4 k's per loop iteration and one accumulator update per 8 k's (halves the masked
+ * accumulator writes). Assumes every window's count of 4-k blocks is even (true for the shapes here).
+ */
+const k8: Edit = (s) =>
+  s.replace(/for \(var q = 0u; q < ([^;]+); q\+\+\) \{\n([\s\S]*?)\n  \}/g, (_m, count: string, body: string) => {
+    const first = body.replace(/acc(\d+_\d+) \+= (.*);/g, 'let s$1 = $2;');
+    const second = body
+      .replace(/\bq\b/g, '(q + 1u)')
+      .replace(/\b(ag\d+|v\d+_\d+|b\d+_\d+|kl|k4|k0)\b/g, '$1x')
+      .replace(/acc(\d+_\d+) \+= (.*);/g, 'acc$1 += s$1 + $2;');
+    return `for (var q = 0u; q < ${count}; q += 2u) {\n${first}\n${second}\n  }`;
+  });
+
+/** The params block as a read-only storage buffer, which frees a uniform slot for a 12th window. */
+const sparams: Edit = (s) => s.replace('var<uniform> params: Params;', 'var<storage, read> params: Params;');
 
 const fma: Edit = (s) =>
   s.replace(/acc(\d+_\d+) \+= (.*);/g, (_m, id: string, sum: string) => {
@@ -89,7 +128,18 @@ const wide: Edit = (src) => {
   return out.join('\n');
 };
 
-const EDITS: Record<string, Edit> = { '': (s) => s, fma, fakeA, 'fakeA+fma': (s) => fakeA(fma(s)), wide };
+const EDITS: Record<string, Edit> = {
+  '': (s) => s,
+  fma,
+  fakeA,
+  fakeB,
+  'fakeA+fakeB': (s) => fakeA(fakeB(s)),
+  'fakeA+fma': (s) => fakeA(fma(s)),
+  wide,
+  sparams,
+  k8,
+  'sparams+fakeA': (s) => fakeA(sparams(s)),
+};
 
 const REPS = Number(arg('reps', '5'));
 const [M, K, N] = arg('shape', '1576x768x768').split('x').map(Number);
@@ -142,7 +192,7 @@ for (const spec of arg('configs', '64x1').split(',')) {
   const aLayout = { offset: 0, batchStride: 0, rowStride: K, colStride: 1 };
   const bLayout = { offset: 0, batchStride: 0, rowStride: 1, colStride: K };
   const params = Array.from({ length: N / tileCols }, (_, t) =>
-    upload(matmulParams(M, N, K, aLayout, bLayout, 0, 0, { kStart: 0, kCount: K, col0: t * tileCols }), GPUBufferUsage.UNIFORM),
+    upload(matmulParams(M, N, K, aLayout, bLayout, 0, 0, { kStart: 0, kCount: K, col0: t * tileCols }), GPUBufferUsage.UNIFORM | GPUBufferUsage.STORAGE),
   );
   const config: MatmulKernelConfig = { variant: 'window', rows, colVecs, lanes: 16, a: 'k4', b: 'k4', windows, kTail: false, bias: false, gelu: false, residual: false, pre: false };
   for (const editName of arg('edits', '').split(',')) {
