@@ -4,6 +4,7 @@
 
 import type { Device } from '../engine/device.js';
 import { ShapeError } from '../engine/errors.js';
+import { fixedSubgroupSize } from './wgsl.js';
 
 /**
  * Shape of one attention kernel launch: invocations per workgroup, rows per invocation, streamed rows
@@ -30,6 +31,20 @@ export const SUBGROUP_VARIANTS: AttentionVariants = {
   dkv: { wg: 8, rows: 1, keyBlock: 1, subgroup: 8 },
 };
 
+/**
+ * Lavapipe at 512-bit vectors (subgroups of 16): dQ and dK·dV with workgroups of one full subgroup and
+ * rows streamed 16 vec4s per load. Interleaved in bench/lab/attention.lab.ts at ViT-B/16 batch 8 (best
+ * of 9, 2026-11-30): dQ 30.2–32.1 ms against 40.5–41.5 with the 8-lane variant, dK·dV 50.9–56.6 against
+ * 56.8–58.9. The forward at 16:2:1:16 ran level with 8:2:1:8 (24.4–25.4 against 25.0–25.2 ms), so it
+ * keeps the 8-lane variant. dQ with 2 rows (16:2:1:16) was ~10% faster again but took 21 s to compile
+ * cold against 6.5 s (bench/RESULTS.md, "Attention at 16 lanes").
+ */
+export const SUBGROUP16_VARIANTS: AttentionVariants = {
+  forward: SUBGROUP_VARIANTS.forward,
+  dq: { wg: 16, rows: 1, keyBlock: 1, subgroup: 16 },
+  dkv: { wg: 16, rows: 1, keyBlock: 1, subgroup: 16 },
+};
+
 /** Without subgroups (or with subgroups narrower than 8): plain loads, which a GPU's caches broadcast. */
 export const PLAIN_VARIANTS: AttentionVariants = {
   forward: { wg: 32, rows: 1, keyBlock: 1, subgroup: 0 },
@@ -42,9 +57,15 @@ export function subgroupWidth(device: Pick<Device, 'subgroups'>): number {
   return device.subgroups?.minSize ?? 0;
 }
 
-/** The variants for `device`: subgroup broadcasts where every subgroup is at least 8 wide. */
-export function defaultVariants(device: Pick<Device, 'subgroups'>): AttentionVariants {
-  return subgroupWidth(device) >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
+/**
+ * The variants for `device`: subgroup broadcasts where every subgroup is at least 8 wide, with the
+ * 16-lane backward kernels on CPU adapters whose subgroups are exactly 16 wide (lavapipe at 512 bits;
+ * GPUs with such subgroups were not measured).
+ */
+export function defaultVariants(device: Pick<Device, 'subgroups'> & Partial<Pick<Device, 'isCpuAdapter'>>): AttentionVariants {
+  const s = subgroupWidth(device);
+  if (device.isCpuAdapter && fixedSubgroupSize(device) === 16) return SUBGROUP16_VARIANTS;
+  return s >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
 }
 
 /** One attention launch as the autotuner sees it (kernels/attention-tune.ts): which kernel, B·H, N, D. */

@@ -42,6 +42,11 @@
 //   `node dist/bench/run.js --quick --only attention` at load ~9 (wall): tfjs-webgpu 2494 ms forward,
 //   6596 ms forward + backward; jax-js 3805 ms and 7298 ms.
 
+// At 512-bit vectors (16 lanes; 2026-11-30 18:00, quiet; configurations of a line run in both orders,
+// best of 9, ms): fwd 8:2:1:8 25.0–25.2, 16:2:1:16 24.4–25.4; dq 8:1:1:8 40.5–41.5, 16:2:1:16 29.8–32.1,
+// 16:1:1:16 33.7–34.2; dkv 8:1:1:8 56.8–58.9, 16:1:1:16 50.9–56.6. The backward defaults at 16 lanes
+// are 16:1:1:16 since (bench/RESULTS.md, "Attention at 16 lanes").
+
 import { availableParallelism, loadavg } from 'node:os';
 import { createNodeDevice, Tensor, type Device } from '../../engine/node.js';
 import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionBackward, attentionBackwardCpu, attentionCpu, attentionForward } from '../../kernels/attention.js';
-import { PLAIN_VARIANTS, SUBGROUP_VARIANTS, subgroupWidth, type AttentionVariants } from '../../kernels/attention-plan.js';
+import { PLAIN_VARIANTS, SUBGROUP16_VARIANTS, SUBGROUP_VARIANTS, defaultVariants, subgroupWidth, type AttentionVariants } from '../../kernels/attention-plan.js';
 import { attentionBackwardDkvKernel, attentionBackwardDqKernel, attentionForwardKernel, attentionRowStatsKernel } from '../../kernels/attention-wgsl.js';
 import { type Device, type Tensor } from '../../engine/node.js';
 import { sizeClass } from '../../engine/buffer-pool.js';
@@ -200,6 +200,27 @@ describe('attention kernel variants', () => {
   });
 });
 
+describe('attention default variants', () => {
+  // Stand-ins for the devices the rule tells apart: only `subgroups` and `isCpuAdapter` are read.
+  const dev = (min: number, max: number, isCpuAdapter: boolean) => ({ subgroups: min ? { minSize: min, maxSize: max } : null, isCpuAdapter });
+  it('takes the 16-lane backward kernels only on a CPU adapter with subgroups of exactly 16', () => {
+    expect(defaultVariants(dev(16, 16, true))).toBe(SUBGROUP16_VARIANTS);
+    expect(SUBGROUP16_VARIANTS.dq).toEqual({ wg: 16, rows: 1, keyBlock: 1, subgroup: 16 });
+    expect(SUBGROUP16_VARIANTS.forward).toBe(SUBGROUP_VARIANTS.forward);
+    expect(defaultVariants(dev(8, 8, true))).toBe(SUBGROUP_VARIANTS); // lavapipe at 256 bits
+    expect(defaultVariants(dev(16, 16, false))).toBe(SUBGROUP_VARIANTS); // a GPU: not measured
+    expect(defaultVariants(dev(8, 16, true))).toBe(SUBGROUP_VARIANTS); // sizes that vary
+    expect(defaultVariants(dev(4, 4, true))).toBe(PLAIN_VARIANTS); // SwiftShader
+    expect(defaultVariants(dev(0, 0, true))).toBe(PLAIN_VARIANTS);
+  });
+
+  it("this adapter's defaults match the reference at the ViT-B head dim", async () => {
+    const variants = defaultVariants(device);
+    await checkForward(2, 3, 37, 64, 0.125, 41, variants);
+    await checkBackward(2, 3, 37, 64, 0.125, 42, variants);
+  });
+});
+
 describe('attention memory', () => {
   it('never allocates the N×N score matrix (N = 1370)', async () => {
     const [b, h, n, d] = [1, 2, 1370, 64];
@@ -228,9 +249,10 @@ describe('attention kernels compile', () => {
   it.for([
     ['plain loads', () => PLAIN_VARIANTS],
     ['subgroup broadcasts', (s) => ({ forward: atWidth(SUBGROUP_VARIANTS.forward, s), dq: atWidth(SUBGROUP_VARIANTS.dq, s), dkv: atWidth(SUBGROUP_VARIANTS.dkv, s) })],
+    ["this adapter's defaults", () => defaultVariants(device)],
   ] as [string, (s: number) => AttentionVariants][])('%s: forward, row statistics, dQ and dK·dV at D = 64', { timeout: 600_000 }, async ([name, make], { skip }) => {
     const s = subgroupWidth(device);
-    if (name !== 'plain loads' && !s) skip(); // no subgroups on this adapter
+    if (name === 'subgroup broadcasts' && !s) skip(); // no subgroups on this adapter
     const variants = make(s);
     const kernels = [
       attentionForwardKernel(64, variants.forward), attentionRowStatsKernel(64),
