@@ -16,10 +16,12 @@
 //
 // Why the code looks the way it does (lavapipe, Mesa 25, measured with bench/lab/attention.lab.ts):
 // - Each storage load is a per-lane scalar gather with a bounds check and a branch (~3 cycles per
-//   float per lane), even when every lane reads the same address, while arithmetic runs 8 lanes wide.
+//   float per lane), even when every lane reads the same address, while arithmetic runs 8 or 16 lanes
+//   wide (256- or 512-bit vectors).
 //   The streamed rows are the same for every invocation, so with `subgroup` = S > 0 each lane loads a
 //   different vec4 of the row and subgroupBroadcast (an extract and a splat there) hands it to the
-//   others: S times fewer loads, 5–10× faster than plain loads.
+//   others: S times fewer loads, 5–10× faster than plain loads. At 16 lanes the backward kernels
+//   broadcast 16 wide (a 64-wide row in one vec4 per lane); the forward keeps 8 (attention-plan.ts).
 // - More rows per invocation amortize those loads further (forward: 2 rows are ~30% faster than 1),
 //   but LLVM's compile time grows steeply with the private state (2·D·rows floats and more): a D = 64
 //   forward compiles in seconds with 2 rows and takes tens of seconds with 3 or 4. The defaults stop
