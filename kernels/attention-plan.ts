@@ -32,12 +32,12 @@ export const SUBGROUP_VARIANTS: AttentionVariants = {
 };
 
 /**
- * Lavapipe at 512-bit vectors (subgroups of 16): dQ and dK·dV with workgroups of one full subgroup and
- * rows streamed 16 vec4s per load. Interleaved in bench/lab/attention.lab.ts at ViT-B/16 batch 8 (best
- * of 9, 2026-11-30): dQ 30.2–32.1 ms against 40.5–41.5 with the 8-lane variant, dK·dV 50.9–56.6 against
+ * Lavapipe at 512-bit vectors (subgroups of 16): dQ and dK·dV with workgroups of one full subgroup, a
+ * 64-wide row streamed in one vec4 per lane. In bench/lab/attention.lab.ts at ViT-B/16 batch 8 (best of
+ * 9, 2026-11-30): dQ 33.7–34.2 ms against 40.5–41.5 with the 8-lane variant, dK·dV 50.9–56.6 against
  * 56.8–58.9. The forward at 16:2:1:16 ran level with 8:2:1:8 (24.4–25.4 against 25.0–25.2 ms), so it
- * keeps the 8-lane variant. dQ with 2 rows (16:2:1:16) was ~10% faster again but took 21 s to compile
- * cold against 6.5 s (bench/RESULTS.md, "Attention at 16 lanes").
+ * keeps the 8-lane variant. dQ with 2 rows (16:2:1:16, 29.8–32.1 ms) took 21 s to compile cold against
+ * 6.5 s (bench/RESULTS.md, "Attention at 16 lanes").
  */
 export const SUBGROUP16_VARIANTS: AttentionVariants = {
   forward: SUBGROUP_VARIANTS.forward,
@@ -63,9 +63,8 @@ export function subgroupWidth(device: Pick<Device, 'subgroups'>): number {
  * GPUs with such subgroups were not measured).
  */
 export function defaultVariants(device: Pick<Device, 'subgroups'> & Partial<Pick<Device, 'isCpuAdapter'>>): AttentionVariants {
-  const s = subgroupWidth(device);
   if (device.isCpuAdapter && fixedSubgroupSize(device) === 16) return SUBGROUP16_VARIANTS;
-  return s >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
+  return subgroupWidth(device) >= 8 ? SUBGROUP_VARIANTS : PLAIN_VARIANTS;
 }
 
 /** One attention launch as the autotuner sees it (kernels/attention-tune.ts): which kernel, B·H, N, D. */
