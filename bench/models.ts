@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   AdamW, bceWithLogits, chromeTrace, createNodeDevice, formatProfileTable, mergeTraces, noGrad, tidy,
-  type ChromeTrace, type ProfileReport,
+  type ChromeTrace, type ProfileReport, type Tensor,
 } from '../engine/node.js';
 import { VisionTransformer, presetConfig } from '../models/vit.js';
 import { SteppedWorker, StepFailure, emitStep, pairedRatio, stepCommands } from './stepped.js';
@@ -116,6 +116,21 @@ async function runVitgpu(spec: ModelSpec): Promise<ModelResult> {
   return run.finish(ms);
 }
 
+/**
+ * Records one timed call without waiting for it: a train step (forward, BCE, backward, AdamW) when
+ * `opt` is given, else a forward without autograd. The caller syncs (bench/lab/overlap.lab.ts times
+ * the recording alone).
+ */
+export function recordModelCall(model: VisionTransformer, images: Tensor, targets: Tensor, opt: AdamW | null): void {
+  if (opt) {
+    tidy(() => bceWithLogits(model.forward(images).logits!, targets).backward());
+    opt.step();
+    opt.zeroGrad();
+  } else {
+    tidy(() => noGrad(() => model.forward(images).logits!)).dispose();
+  }
+}
+
 /** Builds the model and runs the warm-up call; `call` times one more, `finish` profiles and reports. */
 async function setUpVitgpu(spec: ModelSpec): Promise<{ warmupMs: number; call: () => Promise<number>; finish: (ms: number[]) => Promise<ModelResult> }> {
   const device = await createNodeDevice();
@@ -127,13 +142,7 @@ async function setUpVitgpu(spec: ModelSpec): Promise<{ warmupMs: number; call: (
   const opt = spec.train ? new AdamW(model.parameters(), { lr: 1e-5, weightDecay: 0 }) : null;
   const call = async () => {
     const t = performance.now();
-    if (opt) {
-      tidy(() => bceWithLogits(model.forward(images).logits!, targets).backward());
-      opt.step();
-      opt.zeroGrad();
-    } else {
-      tidy(() => noGrad(() => model.forward(images).logits!)).dispose();
-    }
+    recordModelCall(model, images, targets, opt);
     await device.sync();
     return performance.now() - t;
   };

@@ -10,8 +10,9 @@
 //
 // Arguments: --case fwd|train  --every 0,16,64  --reps 5  --depth 12
 
-import { AdamW, bceWithLogits, createNodeDevice, noGrad, tidy } from '../../engine/node.js';
+import { AdamW, createNodeDevice } from '../../engine/node.js';
 import { VisionTransformer, presetConfig } from '../../models/vit.js';
+import { recordModelCall } from '../models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,13 +41,7 @@ dev.dispatch = (...a: unknown[]) => {
 
 async function call(): Promise<[number, number]> {
   const t = performance.now();
-  if (opt) {
-    tidy(() => bceWithLogits(model.forward(images).logits!, targets).backward());
-    opt.step();
-    opt.zeroGrad();
-  } else {
-    tidy(() => noGrad(() => model.forward(images).logits!)).dispose();
-  }
+  recordModelCall(model, images, targets, opt);
   const rec = performance.now() - t;
   await device.sync();
   return [rec, performance.now() - t];
